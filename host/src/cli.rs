@@ -1,0 +1,265 @@
+//! The command line (clap). Every subcommand's help says what it does, its
+//! defaults, and an example; `commands` carries them out.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "scx-vmctl",
+    version,
+    about = "Prove in a real VM what a kernel change does to sched_ext BPF schedulers",
+    long_about = "scx-vmctl boots a QEMU guest whose kernel carries the scx_bpf_map_scan_timeout helper, \
+copies a guest agent in over SSH, runs sched_ext schedulers (control: leaks per-task map entries; \
+test: evicts them with the helper) under stress, and judges the results.\n\n\
+Typical use:\n  scx-vmctl up                                # build kernel+image if needed, boot, leave running\n  \
+scx-vmctl ssh -- uname -r\n  scx-vmctl experiment scx_flatcg hackbench 60 3\n  scx-vmctl report results/scx_flatcg/hackbench\n  \
+scx-vmctl down\n\n\
+Exit codes: 0 ok; 1 a success criterion failed; 2 bad input; 3 the tool failed (QEMU, SSH, build); 130 interrupted.\n\
+Files: cache in ~/.cache/scx-vmctl (SCX_VMCTL_CACHE), VMs and keys in ~/.local/state/scx-vmctl (SCX_VMCTL_STATE).",
+    after_help = "Run `scx-vmctl <command> --help` for a command's options and examples."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Build or inspect the guest kernel (Debian's linux-source-6.12 + our helper patch)
+    #[command(subcommand)]
+    Kernel(KernelCmd),
+    /// Build or inspect the guest root filesystem image (Debian via mmdebstrap)
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Boot a guest and leave it running; returns once SSH answers
+    #[command(after_help = "Examples:\n  scx-vmctl up\n  scx-vmctl up --kernel ~/linux/arch/x86/boot/bzImage --name mine --cpus 4\n  \
+scx-vmctl up --kernel https://example.org/bzImage --kernel-sha256 <64 hex>")]
+    Up(UpArgs),
+    /// Run a command in a guest (or open a shell); the remote exit code becomes ours
+    #[command(after_help = "Examples:\n  scx-vmctl ssh                    # interactive shell in the only running VM\n  \
+scx-vmctl ssh scx -- cat /sys/kernel/sched_ext/state")]
+    Ssh(SshArgs),
+    /// Copy files or directories in or out of a guest (NAME:path names the guest side)
+    #[command(after_help = "Examples:\n  scx-vmctl cp ./mysched scx:/root/\n  scx-vmctl cp scx:/var/log ./guest-logs")]
+    Cp(CpArgs),
+    /// Show a guest's state: QMP run state, accelerator, uptime, SSH port, QEMU pid
+    Status(NameArg),
+    /// List guests started by this user
+    List,
+    /// Power a guest down (ACPI, then QMP quit, then kill) and remove its run directory
+    Down(DownArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KernelCmd {
+    /// Build the guest kernel (cached by source, config fragment and patches)
+    #[command(after_help = "Examples:\n  scx-vmctl kernel build\n  scx-vmctl kernel build --debug     # lockdep, atomic-sleep checks, KASAN\n  \
+scx-vmctl kernel build --source ~/src/linux")]
+    Build(KernelBuildArgs),
+    /// Print the path of the cached bzImage (building nothing)
+    Path(KernelFlavor),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct KernelFlavor {
+    /// Kernel source: a Debian package (linux-source-6.12), a kernel tree, or an http(s) tarball URL
+    #[arg(long, value_name = "PKG|DIR|URL")]
+    pub source: Option<String>,
+    /// sha256 of the tarball when --source is a URL
+    #[arg(long, value_name = "HEX")]
+    pub source_sha256: Option<String>,
+    /// The debug flavor: PROVE_LOCKING, DEBUG_ATOMIC_SLEEP, KASAN (vm-images/kernel/debug.config)
+    #[arg(long)]
+    pub debug: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KernelBuildArgs {
+    #[command(flatten)]
+    pub flavor: KernelFlavor,
+    /// Parallel make jobs (default: CPUs + 1)
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Rebuild even when the cache has this kernel
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCmd {
+    /// Build the root filesystem image (cached by recipe hash)
+    Build {
+        /// Rebuild even when the cache has this image
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the path of the cached base image (building nothing)
+    Path,
+}
+
+/// Where a VM's kernel and image come from, and how it runs.
+#[derive(Args, Debug, Clone)]
+pub struct VmArgs {
+    /// Guest kernel: a bzImage path or an http(s) URL (default: the built-in kernel, built if missing)
+    #[arg(long, value_name = "PATH|URL")]
+    pub kernel: Option<String>,
+    /// sha256 the downloaded kernel must have (required with a URL)
+    #[arg(long, value_name = "HEX")]
+    pub kernel_sha256: Option<String>,
+    /// Base image (qcow2); default: the built image of vm-images/rootfs (built if missing)
+    #[arg(long, value_name = "FILE")]
+    pub image: Option<PathBuf>,
+    /// vCPUs (default from config: 2)
+    #[arg(long)]
+    pub cpus: Option<u32>,
+    /// Memory in MiB (default from config: 2048)
+    #[arg(long, value_name = "MIB")]
+    pub memory: Option<u32>,
+    /// auto (probe KVM, fall back to single-threaded TCG), kvm, or tcg
+    #[arg(long, value_name = "auto|kvm|tcg")]
+    pub accel: Option<String>,
+    /// Extra kernel command line
+    #[arg(long, value_name = "ARGS", default_value = "")]
+    pub append: String,
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub vm: VmArgs,
+    /// VM name (run directory, `ssh NAME`, `down NAME`)
+    #[arg(long, default_value = "scx")]
+    pub name: String,
+    /// Configuration file (YAML, overrides config/default.yaml)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SshArgs {
+    /// VM name (default: the only running VM)
+    pub name: Option<String>,
+    /// Command and arguments (after --); without it, an interactive shell
+    #[arg(last = true)]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Source: a local path, or NAME:path in a guest
+    pub src: String,
+    /// Destination directory: a local path, or NAME:path in a guest
+    pub dst: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NameArg {
+    /// VM name (default: the only running VM)
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// VM name (default: the only running VM)
+    pub name: Option<String>,
+    /// Skip the graceful ACPI power-off: quit, then kill
+    #[arg(long)]
+    pub force: bool,
+    /// Every VM of this user
+    #[arg(long, conflicts_with = "name")]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SelftestArgs {
+    #[command(flatten)]
+    pub vm: VmArgs,
+    /// Run in this already running VM instead of booting one
+    #[arg(long, value_name = "NAME")]
+    pub vm_name: Option<String>,
+    /// Also run the debug kernel (kernel build --debug) and check dmesg for lockdep/sleep reports
+    #[arg(long)]
+    pub debug: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExperimentArgs {
+    /// Scheduler: scx_simple, scx_cfsish, scx_flatcg, scx_nest, or all
+    /// (with --sched-bin, this position is the workload)
+    pub scheduler: String,
+    /// Workload: stress-ng, hackbench, custom-churn, or all
+    pub workload: Option<String>,
+    /// Seconds per run (the original scripts' third argument)
+    #[arg(value_name = "DURATION")]
+    pub duration_pos: Option<f64>,
+    /// Iterations (the original scripts' fourth argument)
+    #[arg(value_name = "ITERATIONS")]
+    pub iterations_pos: Option<u32>,
+    /// Seconds per run (default from config: 60)
+    #[arg(long, conflicts_with = "duration_pos")]
+    pub duration: Option<f64>,
+    /// Iterations; control and test alternate within each (default: 3)
+    #[arg(long, conflicts_with = "iterations_pos")]
+    pub iterations: Option<u32>,
+    /// Sampling interval in seconds (default: 2)
+    #[arg(long)]
+    pub interval: Option<f64>,
+    /// Variants to run, comma-separated: control,test[,bpfscan]
+    #[arg(long, value_delimiter = ',')]
+    pub variants: Option<Vec<String>>,
+    /// Guest reset between runs: overlay (fresh boot, default) or in-guest (faster)
+    #[arg(long, value_name = "overlay|in-guest")]
+    pub reset: Option<String>,
+    #[command(flatten)]
+    pub vm: VmArgs,
+    /// Configuration file (YAML, overrides config/default.yaml)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Result directory root
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Use this running VM (implies --reset in-guest)
+    #[arg(long = "vm", value_name = "NAME")]
+    pub vm_name: Option<String>,
+    /// Continue an interrupted experiment: runs with results are not redone
+    #[arg(long)]
+    pub resume: bool,
+    /// Overwrite results already in the output directory
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
+    /// Run only shard K of N of the (scheduler x workload x iteration) matrix
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Your own scheduler binaries: one (run as variant `custom`) or two (control,test)
+    #[arg(long, value_delimiter = ',', value_name = "PATH[,PATH]")]
+    pub sched_bin: Option<Vec<PathBuf>>,
+    /// With --sched-bin: the BPF map to watch, by name
+    #[arg(long, value_name = "NAME")]
+    pub map_name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Result directory: <out>/<scheduler>/<workload>, or <out> for all of them;
+    /// `merge DIR... --out DIR` combines shards
+    pub dirs: Vec<PathBuf>,
+    /// With `merge`: where the combined results go
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Compare with an earlier summary.json; exit 1 on a regression
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Write the measurements as JSON here
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// The quick mode CI runs (smaller sizes, fewer repetitions)
+    #[arg(long)]
+    pub short: bool,
+    #[command(flatten)]
+    pub vm: VmArgs,
+}

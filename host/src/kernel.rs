@@ -1,0 +1,529 @@
+//! `scx-vmctl kernel build`: the guest kernel from Debian's linux-source-6.12
+//! (or a tree or tarball URL), with our config fragment and the helper patch
+//! series, cached under `<cache>/kernel/<id>/` where id hashes every input.
+//!
+//! The build tree itself is kept (`<cache>/kernel/work/<source>/`), so a
+//! change to the patches rebuilds in seconds instead of a cold build: the
+//! applied series is reversed and the new one applied, and make does the rest.
+
+use crate::paths;
+use crate::progress::Progress;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Bump when the build procedure changes in a way that changes the output.
+const RECIPE_VERSION: &str = "kernel-recipe-1";
+pub const DEFAULT_SOURCE: &str = "linux-source-6.12";
+pub const HELPER_KFUNC: &str = "scx_bpf_map_scan_timeout";
+
+#[derive(Debug, Clone, Default)]
+pub struct KernelOptions {
+    /// PKG (Debian linux-source package), DIR (a kernel tree) or URL (a tarball).
+    pub source: Option<String>,
+    pub source_sha256: Option<String>,
+    pub debug: bool,
+    pub jobs: Option<usize>,
+    /// Rebuild even if cached.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelInfo {
+    pub id: String,
+    pub version: String,
+    pub source: String,
+    pub flavor: String,
+    /// The kernel's BTF has the helper kfunc.
+    pub has_helper: bool,
+    pub has_sched_ext: bool,
+    pub built_unix: u64,
+    pub build_seconds: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub dir: PathBuf,
+    pub info: KernelInfo,
+}
+
+impl Kernel {
+    pub fn bzimage(&self) -> PathBuf {
+        self.dir.join("bzImage")
+    }
+    pub fn vmlinux(&self) -> PathBuf {
+        self.dir.join("vmlinux")
+    }
+    pub fn vmlinux_h(&self) -> PathBuf {
+        self.dir.join("vmlinux.h")
+    }
+    pub fn build_log(&self) -> PathBuf {
+        self.dir.join("build.log")
+    }
+}
+
+enum Source {
+    Pkg { name: String, tarball: PathBuf, version: String },
+    Dir(PathBuf),
+    Url { url: String, sha256: String },
+}
+
+impl Source {
+    fn resolve(opts: &KernelOptions) -> Result<Source> {
+        let s = opts.source.clone().unwrap_or_else(|| DEFAULT_SOURCE.to_string());
+        if crate::download::is_url(&s) {
+            let sha = opts.source_sha256.clone().with_context(|| {
+                format!("a kernel source URL needs --source-sha256 HASH (the tarball is checked against it): {s}")
+            })?;
+            return Ok(Source::Url { url: s, sha256: sha });
+        }
+        let p = Path::new(&s);
+        if p.is_dir() {
+            if !p.join("Makefile").exists() || !p.join("kernel/sched").is_dir() {
+                bail!("--source {s} is a directory but not a Linux kernel tree (no Makefile or kernel/sched/)");
+            }
+            return Ok(Source::Dir(p.canonicalize()?));
+        }
+        if s.contains('/') {
+            bail!("--source {s}: no such directory; give a kernel tree, an http(s) tarball URL, or a package name like {DEFAULT_SOURCE}");
+        }
+        let tarball = PathBuf::from(format!("/usr/src/{s}.tar.xz"));
+        if !tarball.exists() {
+            bail!(
+                "kernel source package {s} is not installed ({} missing): apt-get install {s} \
+                 (linux-source-6.12 is in bookworm-security)",
+                tarball.display()
+            );
+        }
+        let version = Command::new("dpkg-query")
+            .args(["-W", "-f=${Version}", &s])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|| {
+                let m = std::fs::metadata(&tarball).ok();
+                format!("size{}", m.map(|m| m.len()).unwrap_or(0))
+            });
+        Ok(Source::Pkg { name: s, tarball, version })
+    }
+
+    /// What identifies the source's content (cheaply).
+    fn identity(&self) -> Result<String> {
+        Ok(match self {
+            Source::Pkg { name, version, .. } => format!("pkg:{name}:{version}"),
+            Source::Url { url, sha256 } => format!("url:{url}:{sha256}"),
+            Source::Dir(d) => {
+                let git = |args: &[&str]| -> Option<Vec<u8>> {
+                    Command::new("git").arg("-C").arg(d).args(args).output().ok().filter(|o| o.status.success()).map(|o| o.stdout)
+                };
+                match git(&["rev-parse", "HEAD"]) {
+                    Some(head) => {
+                        let diff = git(&["diff", "HEAD"]).unwrap_or_default();
+                        format!("dir:{}:{}:{}", d.display(), String::from_utf8_lossy(&head).trim(), hex::encode(Sha256::digest(&diff)))
+                    }
+                    None => format!("dir:{}:{}", d.display(), tree_stamp(d)?),
+                }
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Source::Pkg { name, version, .. } => format!("{name} {version}"),
+            Source::Url { url, .. } => url.clone(),
+            Source::Dir(d) => d.display().to_string(),
+        }
+    }
+}
+
+/// Sizes and mtimes of every file of a non-git tree: changes when anything does.
+fn tree_stamp(d: &Path) -> Result<String> {
+    let mut h = Sha256::new();
+    let mut stack = vec![d.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let m = e.metadata()?;
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                h.update(e.path().to_string_lossy().as_bytes());
+                h.update(m.len().to_le_bytes());
+                h.update(m.modified().map(|t| format!("{t:?}")).unwrap_or_default().as_bytes());
+            }
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The recipe inputs: config fragments and patches, in order.
+struct Recipe {
+    fragments: Vec<(String, String)>,
+    patches: Vec<(String, Vec<u8>)>,
+}
+
+fn recipe(debug: bool) -> Result<Recipe> {
+    let k = paths::source_dir()?.join("vm-images/kernel");
+    let mut fragments = vec![("guest.config".to_string(), std::fs::read_to_string(k.join("guest.config"))?)];
+    if debug {
+        fragments.push(("debug.config".to_string(), std::fs::read_to_string(k.join("debug.config"))?));
+    }
+    let mut patches = Vec::new();
+    let pdir = k.join("patches");
+    if pdir.is_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(&pdir)?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".patch"))
+            .collect();
+        names.sort();
+        for n in names {
+            let data = std::fs::read(pdir.join(&n))?;
+            patches.push((n, data));
+        }
+    }
+    Ok(Recipe { fragments, patches })
+}
+
+fn short(h: &[u8]) -> String {
+    hex::encode(h)[..16].to_string()
+}
+
+/// The cache id for these options, without building anything.
+fn ids(opts: &KernelOptions) -> Result<(Source, Recipe, String, String)> {
+    let src = Source::resolve(opts)?;
+    let rec = recipe(opts.debug)?;
+    let ident = src.identity()?;
+    let mut h = Sha256::new();
+    h.update(RECIPE_VERSION);
+    h.update(&ident);
+    for (n, f) in &rec.fragments {
+        h.update(n);
+        h.update(f);
+    }
+    for (n, p) in &rec.patches {
+        h.update(n);
+        h.update(p);
+    }
+    let id = short(&h.finalize());
+    let flavor = if opts.debug { "debug" } else { "guest" };
+    let work = short(&Sha256::digest(format!("{ident}:{flavor}")));
+    Ok((src, rec, id, work))
+}
+
+fn kernel_root() -> PathBuf {
+    paths::cache_dir().join("kernel")
+}
+
+fn load(dir: &Path) -> Option<Kernel> {
+    let info: KernelInfo = serde_json::from_slice(&std::fs::read(dir.join("kernel.json")).ok()?).ok()?;
+    let k = Kernel { dir: dir.to_path_buf(), info };
+    (k.bzimage().exists() && k.vmlinux_h().exists()).then_some(k)
+}
+
+/// The cached kernel for these options, if built.
+pub fn cached(opts: &KernelOptions) -> Result<Option<Kernel>> {
+    let (_, _, id, _) = ids(opts)?;
+    Ok(load(&kernel_root().join(&id)))
+}
+
+/// Build (or find in the cache) the kernel for `opts`.
+pub async fn build(opts: &KernelOptions) -> Result<Kernel> {
+    let (src, rec, id, work_id) = ids(opts)?;
+    let out = kernel_root().join(&id);
+    if !opts.force {
+        if let Some(k) = load(&out) {
+            return Ok(k);
+        }
+    }
+    for (tool, pkg) in [("make", "make"), ("gcc", "gcc"), ("flex", "flex"), ("bison", "bison"), ("bc", "bc"), ("pahole", "dwarves"), ("bpftool", "bpftool")] {
+        if which(tool).is_none() {
+            bail!("{tool} is needed to build the kernel: apt-get install {pkg} (all at once: see README, Setup)");
+        }
+    }
+    let opts = opts.clone();
+    tokio::task::spawn_blocking(move || build_blocking(&opts, src, rec, &id, &work_id)).await?
+}
+
+pub fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.is_file())
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work_id: &str) -> Result<Kernel> {
+    let started = Instant::now();
+    let mut p = Progress::new("kernel");
+    let root = kernel_root();
+    let work = root.join("work").join(work_id);
+    let tree = work.join("src");
+    std::fs::create_dir_all(&work)?;
+    p.note(&format!("building {} ({}), id {id}", src.describe(), if opts.debug { "debug" } else { "guest" }));
+
+    let fresh = !tree.join("Makefile").exists();
+    if fresh {
+        let _ = std::fs::remove_dir_all(&tree);
+        std::fs::create_dir_all(&tree)?;
+        p.update("unpacking the source");
+        let tarball = match &src {
+            Source::Pkg { tarball, .. } => Some(tarball.clone()),
+            Source::Url { url, sha256 } => Some(
+                tokio::runtime::Handle::current().block_on(crate::download::fetch(url, sha256, "kernel source"))?,
+            ),
+            Source::Dir(_) => None,
+        };
+        match (&src, tarball) {
+            (_, Some(t)) => run(
+                Command::new("tar").arg("-xf").arg(&t).arg("-C").arg(&tree).arg("--strip-components=1"),
+                "unpacking the kernel source",
+            )?,
+            (Source::Dir(d), None) => {
+                // A private copy: the user's tree is never patched or built in.
+                run(
+                    Command::new("sh").arg("-c").arg("tar -C \"$1\" --exclude=.git -cf - . | tar -C \"$2\" -xf -").arg("sh").arg(d).arg(&tree),
+                    "copying the kernel tree",
+                )?;
+            }
+            _ => unreachable!(),
+        }
+    }
+    apply_patches(&tree, &work, &rec, &mut p)?;
+
+    p.update("configuring");
+    let frag_dir = work.join("fragments");
+    std::fs::create_dir_all(&frag_dir)?;
+    let mut frag_paths = Vec::new();
+    for (n, f) in &rec.fragments {
+        let fp = frag_dir.join(n);
+        std::fs::write(&fp, f)?;
+        frag_paths.push(fp);
+    }
+    run(Command::new("make").arg("-C").arg(&tree).arg("-s").arg("allnoconfig"), "make allnoconfig")?;
+    run(
+        Command::new(tree.join("scripts/kconfig/merge_config.sh")).current_dir(&tree).arg("-m").arg(".config").args(&frag_paths),
+        "merging the config fragments",
+    )?;
+    run(Command::new("make").arg("-C").arg(&tree).arg("-s").arg("olddefconfig"), "make olddefconfig")?;
+    let config = std::fs::read_to_string(tree.join(".config"))?;
+    let missing = missing_options(&rec.fragments.iter().map(|(_, f)| f.as_str()).collect::<Vec<_>>().join("\n"), &config);
+    if !missing.is_empty() {
+        bail!(
+            "the kernel config lost options the recipe asks for (a dependency is missing in this tree?): {}",
+            missing.join(", ")
+        );
+    }
+
+    let jobs = opts.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() + 1).unwrap_or(2));
+    let log_path = work.join("build.log");
+    let expected: usize = std::fs::read_to_string(work.join("objects.count")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let mut child = Command::new("make")
+        .arg("-C")
+        .arg(&tree)
+        .arg(format!("-j{jobs}"))
+        .arg("bzImage")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run make")?;
+    let stderr = child.stderr.take().unwrap();
+    let err_log = log_path.clone();
+    // stderr goes to the same log (after stdout's lines) so warnings are kept.
+    let err_thread = std::thread::spawn(move || -> Vec<String> {
+        std::io::BufReader::new(stderr).lines().map_while(Result::ok).collect()
+    });
+    let mut log = std::io::BufWriter::new(std::fs::File::create(&log_path)?);
+    let mut compiled = 0usize;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line?;
+        use std::io::Write;
+        writeln!(log, "{line}")?;
+        if line.trim_start().starts_with("CC ") || line.trim_start().starts_with("AS ") {
+            compiled += 1;
+            let of = if expected > 0 { format!("{compiled}/~{expected}") } else { compiled.to_string() };
+            p.update(&format!("compiling: {of} files ({jobs} jobs, log {})", err_log.display()));
+        }
+    }
+    let status = child.wait()?;
+    let errs = err_thread.join().unwrap_or_default();
+    {
+        use std::io::Write;
+        for l in &errs {
+            writeln!(log, "{l}")?;
+        }
+    }
+    drop(log);
+    if !status.success() {
+        let first_err = errs.iter().find(|l| l.contains("error")).cloned().unwrap_or_else(|| errs.last().cloned().unwrap_or_default());
+        bail!("kernel build failed: {first_err}\n(full log: {})", log_path.display());
+    }
+    // A cold build's count is the next cold build's progress denominator.
+    if fresh && compiled > 0 {
+        let _ = std::fs::write(work.join("objects.count"), compiled.to_string());
+    }
+
+    p.update("collecting bzImage, vmlinux and vmlinux.h");
+    let tmp = root.join(format!(".tmp-{id}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    std::fs::copy(tree.join("arch/x86/boot/bzImage"), tmp.join("bzImage"))?;
+    std::fs::copy(tree.join("vmlinux"), tmp.join("vmlinux"))?;
+    std::fs::copy(tree.join(".config"), tmp.join("config"))?;
+    std::fs::copy(&log_path, tmp.join("build.log"))?;
+    let h = Command::new("bpftool").args(["btf", "dump", "file"]).arg(tmp.join("vmlinux")).args(["format", "c"]).output()?;
+    if !h.status.success() {
+        bail!("bpftool could not dump the kernel's BTF: {}", String::from_utf8_lossy(&h.stderr).trim());
+    }
+    std::fs::write(tmp.join("vmlinux.h"), &h.stdout)?;
+    let btf = crate::btf::Btf::from_elf_file(&tmp.join("vmlinux"))?;
+    let version = Command::new("make").arg("-C").arg(&tree).arg("-s").arg("kernelrelease").output()?;
+    let info = KernelInfo {
+        id: id.to_string(),
+        version: String::from_utf8_lossy(&version.stdout).trim().to_string(),
+        source: src.describe(),
+        flavor: if opts.debug { "debug".into() } else { "guest".into() },
+        has_helper: btf.has_func(HELPER_KFUNC),
+        has_sched_ext: btf.has_struct("sched_ext_ops"),
+        built_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
+        build_seconds: started.elapsed().as_secs_f64(),
+    };
+    std::fs::write(tmp.join("kernel.json"), serde_json::to_vec_pretty(&info)?)?;
+    let out = root.join(id);
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::rename(&tmp, &out)?;
+    p.finish(&format!("built {} ({}) -> {}", info.version, info.id, out.display()));
+    Ok(Kernel { dir: out, info })
+}
+
+/// Reverse the previously applied series if it differs, then apply ours.
+fn apply_patches(tree: &Path, work: &Path, rec: &Recipe, p: &mut Progress) -> Result<()> {
+    let applied_dir = work.join("applied-patches");
+    let mut applied: Vec<(String, Vec<u8>)> = Vec::new();
+    if applied_dir.is_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(&applied_dir)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        for n in names {
+            applied.push((n.clone(), std::fs::read(applied_dir.join(&n))?));
+        }
+    }
+    if applied == rec.patches {
+        return Ok(());
+    }
+    for (n, data) in applied.iter().rev() {
+        p.update(&format!("reverting {n}"));
+        patch(tree, data, true).with_context(|| format!("cannot revert {n} from the build tree; remove {} to start over", work.display()))?;
+        std::fs::remove_file(applied_dir.join(n))?;
+    }
+    std::fs::create_dir_all(&applied_dir)?;
+    for (n, data) in &rec.patches {
+        p.update(&format!("applying {n}"));
+        patch(tree, data, false).with_context(|| format!("patch {n} does not apply to this kernel tree"))?;
+        std::fs::write(applied_dir.join(n), data)?;
+    }
+    Ok(())
+}
+
+fn patch(tree: &Path, data: &[u8], reverse: bool) -> Result<()> {
+    use std::io::Write;
+    let mut c = Command::new("patch");
+    c.current_dir(tree).args(["-p1", "-s", "-N", "--no-backup-if-mismatch"]);
+    if reverse {
+        c.arg("-R");
+    }
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("cannot run patch (apt-get install patch)")?;
+    child.stdin.take().unwrap().write_all(data)?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("{}{}", String::from_utf8_lossy(&out.stdout).trim(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Options of `fragment` (=y/=n/"..." lines and "is not set") that `.config` does not have.
+pub fn missing_options(fragment: &str, config: &str) -> Vec<String> {
+    use std::collections::HashMap;
+    let mut have: HashMap<&str, &str> = HashMap::new();
+    for l in config.lines() {
+        if let Some((k, v)) = l.split_once('=') {
+            if k.starts_with("CONFIG_") {
+                have.insert(k, v);
+            }
+        } else if let Some(k) = l.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")) {
+            have.insert(k, "n");
+        }
+    }
+    let mut missing = Vec::new();
+    for l in fragment.lines() {
+        let l = l.trim();
+        if let Some((k, v)) = l.split_once('=') {
+            if k.starts_with("CONFIG_") && have.get(k).copied() != Some(v) {
+                missing.push(format!("{k}={v}"));
+            }
+        } else if let Some(k) = l.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")) {
+            if have.get(k).is_some_and(|v| *v != "n") {
+                missing.push(format!("{k} unset"));
+            }
+        }
+    }
+    missing
+}
+
+/// The kernel `up` and `experiment` use when none is given: built if missing.
+pub async fn default_kernel() -> Result<Kernel> {
+    build(&KernelOptions::default()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_options_are_found() {
+        let frag = "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_S=\"x\"\n# comment\n";
+        let cfg = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=y\nCONFIG_S=\"x\"\n";
+        assert_eq!(missing_options(frag, cfg), vec!["CONFIG_B=y", "CONFIG_C unset"]);
+        assert!(missing_options("CONFIG_A=y\n# CONFIG_Z is not set\n", "CONFIG_A=y\n").is_empty());
+    }
+
+    #[test]
+    fn the_shipped_fragment_names_what_the_guest_needs() {
+        let f = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../vm-images/kernel/guest.config")).unwrap();
+        for opt in [
+            "CONFIG_VIRTIO_BLK=y",
+            "CONFIG_VIRTIO_NET=y",
+            "CONFIG_VIRTIO_CONSOLE=y",
+            "CONFIG_EXT4_FS=y",
+            "CONFIG_SERIAL_8250_CONSOLE=y",
+            "CONFIG_BPF_SYSCALL=y",
+            "CONFIG_BPF_JIT=y",
+            "CONFIG_DEBUG_INFO_BTF=y",
+            "CONFIG_SCHED_CLASS_EXT=y",
+            "CONFIG_EXT_GROUP_SCHED=y",
+            "CONFIG_CGROUPS=y",
+        ] {
+            assert!(f.lines().any(|l| l.trim() == opt), "{opt} missing from guest.config");
+        }
+        assert!(!f.contains("=m"), "everything is built in");
+    }
+}

@@ -1,0 +1,230 @@
+//! The QEMU command line, as plain data turned into argv (no shell), and the
+//! checks on the files it is given.
+
+use crate::accel::Accel;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// Everything needed to start one guest. Serialized into the run directory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VmSpec {
+    pub name: String,
+    pub kernel: PathBuf,
+    /// The cached base image; the VM boots a fresh qcow2 overlay of it.
+    pub base_image: PathBuf,
+    pub cpus: u32,
+    pub memory_mib: u32,
+    pub accel: Accel,
+    /// Extra kernel command line, appended after ours.
+    pub append: String,
+    pub ssh_port: u16,
+    /// The tool's public key ("ssh-ed25519 AAAA..."), handed to the guest init.
+    pub authorized_key: String,
+}
+
+/// Files inside a VM's private run directory.
+pub struct RunFiles {
+    pub dir: PathBuf,
+}
+
+impl RunFiles {
+    pub fn new(dir: &Path) -> RunFiles {
+        RunFiles { dir: dir.to_path_buf() }
+    }
+    pub fn qmp(&self) -> PathBuf {
+        self.dir.join("qmp.sock")
+    }
+    pub fn serial(&self) -> PathBuf {
+        self.dir.join("serial.log")
+    }
+    pub fn overlay(&self) -> PathBuf {
+        self.dir.join("overlay.qcow2")
+    }
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.join("qemu.pid")
+    }
+    pub fn qemu_log(&self) -> PathBuf {
+        self.dir.join("qemu.log")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("vm.json")
+    }
+    pub fn events(&self) -> PathBuf {
+        self.dir.join("qmp-events.log")
+    }
+}
+
+/// The guest kernel command line. The address is slirp's fixed one; init is
+/// tini (reaps orphans) running our shell init; the host key arrives here so
+/// the image does not depend on who uses it.
+pub fn kernel_cmdline(spec: &VmSpec) -> String {
+    let key = spec.authorized_key.split_whitespace().take(2).collect::<Vec<_>>().join(":");
+    let mut c = format!(
+        "console=ttyS0 root=/dev/vda rw rootfstype=ext4 \
+         ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off panic=-1 \
+         scx_vmctl.key={key}"
+    );
+    if !spec.append.trim().is_empty() {
+        c.push(' ');
+        c.push_str(spec.append.trim());
+    }
+    // init= must come last: everything after `--` is init's own argv.
+    c.push_str(" init=/usr/bin/tini -- /sbin/scx-init");
+    c
+}
+
+/// argv for QEMU (without the program name).
+pub fn qemu_args(spec: &VmSpec, files: &RunFiles) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));
+    push(&["-name", &format!("scx-vmctl-{},process=scx-vmctl-{}", spec.name, spec.name)]);
+    push(&["-M", "pc", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
+    push(&["-m", &spec.memory_mib.to_string(), "-smp", &spec.cpus.to_string()]);
+    a.extend(spec.accel.qemu_args());
+    let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));
+    push(&["-kernel", &spec.kernel.to_string_lossy(), "-append", &kernel_cmdline(spec)]);
+    // The overlay is thrown away after the VM: cache=unsafe skips host flushes.
+    push(&[
+        "-drive",
+        &format!("file={},if=virtio,format=qcow2,cache=unsafe,discard=unmap", files.overlay().display()),
+    ]);
+    // SSH reachable from this host's loopback only.
+    push(&["-netdev", &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22", spec.ssh_port)]);
+    push(&["-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci"]);
+    // A guest panic becomes a QMP GUEST_PANICKED event and pauses the guest for inspection.
+    push(&["-device", "pvpanic-pci", "-action", "panic=pause"]);
+    push(&["-chardev", &format!("file,id=serial0,path={}", files.serial().display()), "-serial", "chardev:serial0"]);
+    push(&["-qmp", &format!("unix:{},server=on,wait=off", files.qmp().display())]);
+    push(&["-pidfile", &files.pidfile().to_string_lossy()]);
+    a
+}
+
+/// A bzImage carries "HdrS" at 0x202 (the x86 boot protocol header).
+pub fn check_bzimage(path: &Path) -> Result<()> {
+    let mut f = std::fs::File::open(path).with_context(|| {
+        format!("kernel {}: cannot open it; give a bzImage path (or build one: scx-vmctl kernel build)", path.display())
+    })?;
+    if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        bail!("kernel {} is a directory; give the bzImage file (arch/x86/boot/bzImage)", path.display());
+    }
+    let mut hdr = [0u8; 0x206];
+    let n = f.read(&mut hdr).with_context(|| format!("kernel {}: cannot read it", path.display()))?;
+    if n < hdr.len() || &hdr[0x202..0x206] != b"HdrS" {
+        bail!(
+            "kernel {} is not an x86 bzImage (no boot header); give arch/x86/boot/bzImage, not vmlinux or a compressed image",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `qemu-system-x86_64 --version`'s first line's version number.
+pub fn qemu_version() -> Result<String> {
+    let out = std::process::Command::new(QEMU).arg("--version").output().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!("{QEMU} is not installed: apt-get install qemu-system-x86 (from bookworm-backports for QEMU 10)")
+        } else {
+            anyhow::anyhow!("cannot run {QEMU}: {e}")
+        }
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(parse_qemu_version(&text).unwrap_or_else(|| text.lines().next().unwrap_or("").to_string()))
+}
+
+pub fn parse_qemu_version(s: &str) -> Option<String> {
+    let l = s.lines().next()?;
+    let i = l.find("version ")?;
+    Some(l[i + 8..].split_whitespace().next()?.to_string())
+}
+
+/// Make `qemu-img create -b base` the VM's fresh overlay.
+pub fn create_overlay(base: &Path, overlay: &Path) -> Result<()> {
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+        .arg(base)
+        .arg(overlay)
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow::anyhow!("qemu-img is not installed: apt-get install qemu-utils")
+            } else {
+                anyhow::anyhow!("cannot run qemu-img: {e}")
+            }
+        })?;
+    if !out.status.success() {
+        bail!("qemu-img create overlay of {} failed: {}", base.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(accel: Accel) -> VmSpec {
+        VmSpec {
+            name: "t1".into(),
+            kernel: "/k/bzImage".into(),
+            base_image: "/i/base.qcow2".into(),
+            cpus: 2,
+            memory_mib: 2048,
+            accel,
+            append: "quiet".into(),
+            ssh_port: 2222,
+            authorized_key: "ssh-ed25519 AAAAC3Nza scx-vmctl".into(),
+        }
+    }
+
+    #[test]
+    fn argv_has_loopback_forward_qmp_and_single_threaded_tcg() {
+        let a = qemu_args(&spec(Accel::Tcg), &RunFiles::new(Path::new("/run/x")));
+        let j = a.join(" ");
+        assert!(j.contains("hostfwd=tcp:127.0.0.1:2222-:22"), "{j}");
+        assert!(j.contains("-accel tcg,thread=single"), "{j}");
+        assert!(j.contains("-qmp unix:/run/x/qmp.sock,server=on,wait=off"), "{j}");
+        assert!(j.contains("file=/run/x/overlay.qcow2,if=virtio"), "{j}");
+        assert!(j.contains("path=/run/x/serial.log"), "{j}");
+        let k = a.iter().position(|x| x == "-append").unwrap();
+        let cmdline = &a[k + 1];
+        assert!(cmdline.contains("scx_vmctl.key=ssh-ed25519:AAAAC3Nza "), "{cmdline}");
+        assert!(cmdline.contains(" quiet ") && cmdline.ends_with("init=/usr/bin/tini -- /sbin/scx-init"), "{cmdline}");
+    }
+
+    #[test]
+    fn kvm_argv_uses_host_cpu() {
+        let j = qemu_args(&spec(Accel::Kvm), &RunFiles::new(Path::new("/r"))).join(" ");
+        assert!(j.contains("-accel kvm -cpu host"), "{j}");
+        assert!(!j.contains("tcg"), "{j}");
+    }
+
+    #[test]
+    fn bzimage_check() {
+        let t = tempfile::tempdir().unwrap();
+        let bad = t.path().join("vmlinux");
+        std::fs::write(&bad, b"\x7fELF not a bzimage, long enough to have a header............................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................").unwrap();
+        let e = check_bzimage(&bad).unwrap_err().to_string();
+        assert!(e.contains("not an x86 bzImage"), "{e}");
+        let e = check_bzimage(&t.path().join("missing")).unwrap_err().to_string();
+        assert!(e.contains("cannot open"), "{e}");
+        let e = check_bzimage(t.path()).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        let mut good = vec![0u8; 0x300];
+        good[0x202..0x206].copy_from_slice(b"HdrS");
+        let g = t.path().join("bzImage");
+        std::fs::write(&g, good).unwrap();
+        check_bzimage(&g).unwrap();
+    }
+
+    #[test]
+    fn version_parse() {
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\n").as_deref(),
+            Some("10.0.2")
+        );
+    }
+}

@@ -1,0 +1,453 @@
+//! VM lifecycle: a `VmSpec` becomes a running `Vm` (QEMU + QMP + SSH ready),
+//! recorded in its private run directory so later commands (`ssh`, `status`,
+//! `down`) find it; `down` powers it off and leaves nothing behind.
+
+use crate::paths;
+use crate::qemu::{self, RunFiles, VmSpec};
+use crate::qmp::{Qmp, VmEvent};
+use crate::ssh::{Ssh, Target, ToolKey};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What a run directory records about its VM (vm.json).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VmState {
+    pub spec: VmSpec,
+    pub pid: u32,
+    pub qemu_version: String,
+    pub started_unix: u64,
+    /// The guest's pinned SSH host key.
+    pub host_key: String,
+    pub kernel_id: String,
+    pub image_id: String,
+    /// Started by an experiment or test that will stop it (dies with it).
+    pub owned: bool,
+}
+
+/// Inputs of a launch besides the spec.
+pub struct Launch {
+    pub spec: VmSpec,
+    pub host_key: String,
+    pub kernel_id: String,
+    pub image_id: String,
+    /// Kill QEMU if this process dies (experiments, tests); `up` leaves it running.
+    pub owned: bool,
+    pub boot_timeout: Duration,
+    /// Where the run directory goes (default: the state dir's vms/<name>).
+    pub run_dir: Option<PathBuf>,
+}
+
+pub struct Vm {
+    pub state: VmState,
+    pub files: RunFiles,
+    pub qmp: Option<Qmp>,
+    key: Arc<russh::keys::PrivateKey>,
+    child: Option<tokio::process::Child>,
+}
+
+pub fn validate_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !name.starts_with('-');
+    if !ok {
+        bail!("VM name `{name}` is not valid: use 1-32 letters, digits, - or _ (e.g. --name scx1)");
+    }
+    Ok(())
+}
+
+/// Is `pid` a QEMU started for VM `name`? (Guards against a reused pid.)
+pub fn pid_is_vm(pid: u32, name: &str) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(c) => {
+            let want = format!("scx-vmctl-{name},");
+            String::from_utf8_lossy(&c).contains(&want)
+        }
+        Err(_) => false,
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A free TCP port on 127.0.0.1 (QEMU binds it a moment later; a lost race is retried).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind a port on 127.0.0.1")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// Why a boot went wrong, read from the serial console; None while it looks fine.
+pub fn diagnose_serial(serial: &str) -> Option<String> {
+    let line_with = |pat: &str| serial.lines().find(|l| l.contains(pat)).map(|l| l.trim().to_string());
+    if let Some(l) = line_with("VFS: Cannot open root device").or_else(|| line_with("VFS: Unable to mount root fs")) {
+        return Some(format!(
+            "the kernel cannot mount the root disk /dev/vda ({l}): it needs CONFIG_PCI=y, CONFIG_VIRTIO_PCI=y, \
+             CONFIG_VIRTIO_BLK=y and CONFIG_EXT4_FS=y built in (not =m; there is no initramfs)"
+        ));
+    }
+    if let Some(l) = line_with("No working init found").or_else(|| line_with("Requested init /usr/bin/tini failed")) {
+        return Some(format!("the guest has no usable init ({l}): rebuild the image with `scx-vmctl image build --force`"));
+    }
+    if let Some(l) = line_with("Kernel panic - not syncing") {
+        return Some(format!("the guest kernel panicked during boot: {l}"));
+    }
+    None
+}
+
+/// Why SSH never answered although the guest seems to have booted.
+pub fn diagnose_no_ssh(serial: &str) -> Option<String> {
+    if serial.contains("guest init done") && !serial.contains("IP-Config: Complete") {
+        return Some(
+            "the guest booted but configured no network: the kernel needs CONFIG_VIRTIO_NET=y, CONFIG_IP_PNP=y \
+             and CONFIG_INET=y built in"
+                .into(),
+        );
+    }
+    if !serial.contains("Run /usr/bin/tini") && !serial.is_empty() && !serial.contains("Freeing unused kernel") {
+        return Some("the guest kernel never reached userspace (see the serial log)".into());
+    }
+    None
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let s = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Vm {
+    /// Start QEMU and return once the guest answers SSH.
+    pub async fn launch(l: Launch, key: &ToolKey) -> Result<Vm> {
+        validate_name(&l.spec.name)?;
+        let dir = l.run_dir.clone().unwrap_or_else(|| paths::vm_dir(&l.spec.name));
+        if dir.exists() {
+            match read_state(&dir) {
+                Ok(st) if pid_is_vm(st.pid, &st.spec.name) => bail!(
+                    "VM name `{}` is in use (QEMU pid {}); pick another --name or run `scx-vmctl down {}`",
+                    st.spec.name,
+                    st.pid,
+                    st.spec.name
+                ),
+                _ => {
+                    eprintln!("note: removing the stale run directory of a VM that is gone: {}", dir.display());
+                    std::fs::remove_dir_all(&dir)
+                        .with_context(|| format!("cannot remove stale run directory {}", dir.display()))?;
+                }
+            }
+        }
+        qemu::check_bzimage(&l.spec.kernel)?;
+        let qemu_version = qemu::qemu_version()?;
+        paths::private_dir(&dir)?;
+        let files = RunFiles::new(&dir);
+        let result = Self::start(l, key, files, qemu_version).await;
+        if result.is_err() {
+            // Nothing left running; the serial log is kept for the post-mortem.
+            let keep = paths::state_dir().join("logs");
+            let _ = std::fs::create_dir_all(&keep);
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let saved = keep.join(format!("{name}-{}.serial.log", now_unix()));
+            let _ = std::fs::copy(dir.join("serial.log"), &saved);
+            let _ = std::fs::remove_dir_all(&dir);
+            return result.map_err(|e| e.context(format!("serial log kept in {}", saved.display())));
+        }
+        result
+    }
+
+    async fn start(l: Launch, key: &ToolKey, files: RunFiles, qemu_version: String) -> Result<Vm> {
+        qemu::create_overlay(&l.spec.base_image, &files.overlay())?;
+        let mut spec = l.spec.clone();
+        let mut attempt = 0;
+        let (child, qmp) = loop {
+            attempt += 1;
+            let args = qemu::qemu_args(&spec, &files);
+            let log = std::fs::File::create(files.qemu_log())?;
+            let mut cmd = tokio::process::Command::new(qemu::QEMU);
+            cmd.args(&args).stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log);
+            let owned = l.owned;
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    // Own session: a Ctrl-C at the terminal reaches scx-vmctl, which
+                    // then powers the guest down in order.
+                    libc::setsid();
+                    if owned {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    }
+                    Ok(())
+                });
+            }
+            let mut child = cmd.spawn().map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    anyhow::anyhow!("{} is not installed: apt-get install qemu-system-x86", qemu::QEMU)
+                } else {
+                    anyhow::anyhow!("cannot start {}: {e}", qemu::QEMU)
+                }
+            })?;
+            match Qmp::connect(&files.qmp(), Some(files.events()), Duration::from_secs(10)).await {
+                Ok(q) => break (child, q),
+                Err(e) => {
+                    let _ = child.kill().await;
+                    let log = std::fs::read_to_string(files.qemu_log()).unwrap_or_default();
+                    if log.contains("host forwarding rule") && attempt < 4 {
+                        spec.ssh_port = free_port()?; // lost the port race
+                        continue;
+                    }
+                    bail!("QEMU did not start: {}", if log.trim().is_empty() { format!("{e:#}") } else { log.trim().to_string() });
+                }
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        let state = VmState {
+            spec,
+            pid,
+            qemu_version,
+            started_unix: now_unix(),
+            host_key: l.host_key.clone(),
+            kernel_id: l.kernel_id,
+            image_id: l.image_id,
+            owned: l.owned,
+        };
+        paths::write_atomic(&files.state(), &serde_json::to_vec_pretty(&state)?)?;
+        let mut vm = Vm { state, files, qmp: Some(qmp), key: key.private.clone(), child: Some(child) };
+        if let Err(e) = vm.wait_ssh(l.boot_timeout).await {
+            vm.kill().await;
+            return Err(e);
+        }
+        Ok(vm)
+    }
+
+    async fn wait_ssh(&mut self, timeout: Duration) -> Result<()> {
+        let target = self.target();
+        let serial = self.files.serial();
+        let qemu_log = self.files.qemu_log();
+        let mut events = self.qmp.as_ref().map(|q| q.subscribe());
+        let child = self.child.as_mut();
+        let mut child = child;
+        let r = Ssh::wait_ready(&target, timeout, || {
+            if let Some(c) = child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    bail!("QEMU exited during boot ({st}): {}\n{}", tail(&qemu_log, 5), tail(&serial, 15));
+                }
+            }
+            if let Some(rx) = events.as_mut() {
+                while let Ok(ev) = rx.try_recv() {
+                    if ev == VmEvent::GuestPanicked {
+                        bail!("the guest kernel panicked during boot:\n{}", tail(&serial, 20));
+                    }
+                }
+            }
+            let s = std::fs::read_to_string(&serial).unwrap_or_default();
+            if let Some(why) = diagnose_serial(&s) {
+                bail!("{why}");
+            }
+            Ok(())
+        })
+        .await;
+        match r {
+            Ok(ssh) => {
+                ssh.close().await;
+                Ok(())
+            }
+            Err(e) => {
+                let s = std::fs::read_to_string(&serial).unwrap_or_default();
+                match diagnose_no_ssh(&s) {
+                    Some(why) if e.to_string().contains("did not answer") => bail!("{why} ({e})"),
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    /// A running VM by name, from its run directory.
+    pub async fn attach(name: &str) -> Result<Vm> {
+        validate_name(name)?;
+        let dir = paths::vm_dir(name);
+        Self::attach_dir(&dir, name).await
+    }
+
+    pub async fn attach_dir(dir: &Path, name: &str) -> Result<Vm> {
+        let state = read_state(dir).map_err(|_| {
+            anyhow::anyhow!("no VM named `{name}` is running (see `scx-vmctl list`; start one with `scx-vmctl up --name {name}`)")
+        })?;
+        if !pid_is_vm(state.pid, &state.spec.name) {
+            bail!(
+                "VM `{name}` is not running (QEMU pid {} is gone; its run directory is stale: `scx-vmctl down {name}` removes it)",
+                state.pid
+            );
+        }
+        let files = RunFiles::new(dir);
+        let key = ToolKey::load_or_create(&paths::state_dir().join("keys"))?;
+        let qmp = Qmp::connect(&files.qmp(), Some(files.events()), Duration::from_secs(5)).await.ok();
+        Ok(Vm { state, files, qmp, key: key.private, child: None })
+    }
+
+    pub fn target(&self) -> Target {
+        Target { port: self.state.spec.ssh_port, host_key: self.state.host_key.clone(), key: self.key.clone() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.state.spec.name
+    }
+
+    pub async fn ssh(&self) -> Result<Ssh> {
+        Ssh::connect(&self.target(), Duration::from_secs(15)).await
+    }
+
+    pub fn is_alive(&mut self) -> bool {
+        if let Some(c) = self.child.as_mut() {
+            return matches!(c.try_wait(), Ok(None));
+        }
+        pid_is_vm(self.state.pid, &self.state.spec.name)
+    }
+
+    /// Power off in order: ACPI power button, then QMP quit, then SIGKILL.
+    /// Always ends with no QEMU and no run directory.
+    pub async fn shutdown(mut self, force: bool) -> Result<()> {
+        if !force {
+            if let Some(q) = self.qmp.as_ref() {
+                let mut rx = q.subscribe();
+                if q.system_powerdown().await.is_ok() {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+                        loop {
+                            match rx.recv().await {
+                                Ok(VmEvent::Shutdown { .. }) | Ok(VmEvent::Closed) | Err(_) => break,
+                                _ => {}
+                            }
+                        }
+                    })
+                    .await;
+                }
+            }
+        }
+        if self.wait_gone(Duration::from_millis(500)).await {
+            return self.cleanup();
+        }
+        if let Some(q) = self.qmp.as_ref() {
+            let _ = q.quit().await;
+        }
+        if !self.wait_gone(Duration::from_secs(5)).await {
+            self.kill().await;
+        }
+        self.cleanup()
+    }
+
+    async fn wait_gone(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if !self.is_alive() {
+                if let Some(c) = self.child.as_mut() {
+                    let _ = c.wait().await;
+                }
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL QEMU and wait for it to be gone.
+    pub async fn kill(&mut self) {
+        self.qmp = None;
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill().await;
+            return;
+        }
+        if pid_is_vm(self.state.pid, &self.state.spec.name) {
+            // SAFETY: plain kill(2) on a pid we just checked is this VM's QEMU.
+            unsafe { libc::kill(self.state.pid as i32, libc::SIGKILL) };
+        }
+        let _ = self.wait_gone(Duration::from_secs(5)).await;
+    }
+
+    fn cleanup(self) -> Result<()> {
+        std::fs::remove_dir_all(&self.files.dir)
+            .with_context(|| format!("cannot remove run directory {}", self.files.dir.display()))
+    }
+
+    /// Kill and remove the run directory without a graceful power-off (on failure paths).
+    pub async fn destroy(mut self) {
+        self.kill().await;
+        let _ = std::fs::remove_dir_all(&self.files.dir);
+    }
+}
+
+pub fn read_state(dir: &Path) -> Result<VmState> {
+    let p = dir.join("vm.json");
+    let s = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    serde_json::from_slice(&s).with_context(|| format!("corrupt {}", p.display()))
+}
+
+/// A VM as `list` shows it.
+pub struct Listed {
+    pub name: String,
+    pub state: Option<VmState>,
+    pub alive: bool,
+}
+
+pub fn list() -> Vec<Listed> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(paths::vms_dir()) else { return out };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let state = read_state(&e.path()).ok();
+        let alive = state.as_ref().is_some_and(|s| pid_is_vm(s.pid, &s.spec.name));
+        out.push(Listed { name, state, alive });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// `down` of a VM whose QEMU is gone: remove what it left.
+pub fn remove_stale(name: &str) -> Result<bool> {
+    let dir = paths::vm_dir(name);
+    if !dir.exists() {
+        return Ok(false);
+    }
+    if let Ok(st) = read_state(&dir) {
+        if pid_is_vm(st.pid, &st.spec.name) {
+            return Ok(false);
+        }
+    }
+    std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        validate_name("scx1").unwrap();
+        validate_name("a_b-c").unwrap();
+        for bad in ["", "-x", "a/b", "a b", "../x", &"x".repeat(33)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn serial_diagnosis_names_config_options() {
+        let s = "[ 1.0] VFS: Cannot open root device \"vda\" or unknown-block(0,0): error -6\n\
+                 [ 1.0] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n";
+        let d = diagnose_serial(s).unwrap();
+        assert!(d.contains("CONFIG_VIRTIO_BLK=y") && d.contains("CONFIG_EXT4_FS=y"), "{d}");
+        assert!(diagnose_serial("[ 1.0] Run /usr/bin/tini as init process\n").is_none());
+        let n = diagnose_no_ssh("Run /usr/bin/tini as init process\nscx-vmctl: guest init done\n").unwrap();
+        assert!(n.contains("CONFIG_VIRTIO_NET=y"), "{n}");
+        assert!(diagnose_no_ssh("Run /usr/bin/tini\nIP-Config: Complete:\nscx-vmctl: guest init done\n").is_none());
+    }
+
+    #[test]
+    fn free_port_is_loopback_bindable() {
+        let p = free_port().unwrap();
+        assert!(p > 0);
+        std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+    }
+}

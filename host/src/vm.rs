@@ -229,10 +229,10 @@ impl Vm {
         let child = self.child.as_mut();
         let mut child = child;
         let r = Ssh::wait_ready(&target, timeout, || {
-            if let Some(c) = child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    bail!("QEMU exited during boot ({st}): {}\n{}", tail(&qemu_log, 5), tail(&serial, 15));
-                }
+            // The serial log explains more than "QEMU exited" or "panicked", so it goes first.
+            let s = std::fs::read_to_string(&serial).unwrap_or_default();
+            if let Some(why) = diagnose_serial(&s) {
+                bail!("{why}");
             }
             if let Some(rx) = events.as_mut() {
                 while let Ok(ev) = rx.try_recv() {
@@ -241,9 +241,10 @@ impl Vm {
                     }
                 }
             }
-            let s = std::fs::read_to_string(&serial).unwrap_or_default();
-            if let Some(why) = diagnose_serial(&s) {
-                bail!("{why}");
+            if let Some(c) = child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    bail!("QEMU exited during boot ({st}): {}\n{}", tail(&qemu_log, 5), tail(&serial, 15));
+                }
             }
             Ok(())
         })

@@ -6,7 +6,9 @@ pub fn num(x: f64) -> String {
         return format!("{x}");
     }
     let a = x.abs();
-    let s = if a >= 1000.0 || x == x.trunc() && a < 1e15 {
+    // 0.1 * 100 is 10.000000000000002: print what was meant.
+    let whole = (x - x.round()).abs() < 1e-9 * a.max(1.0);
+    let s = if a >= 1000.0 || whole && a < 1e15 {
         format!("{x:.0}")
     } else if a >= 10.0 {
         format!("{x:.1}")
@@ -20,6 +22,9 @@ pub fn num(x: f64) -> String {
 
 /// A ratio as a percentage: 0.1234 -> "12.3%".
 pub fn pct(x: f64) -> String {
+    if x != 0.0 && (x * 100.0).abs() < 0.001 {
+        return if x > 0.0 { "<0.001%".into() } else { ">-0.001%".into() };
+    }
     format!("{}%", num(x * 100.0))
 }
 
@@ -80,6 +85,9 @@ mod tests {
         assert_eq!(num(-0.0), "0");
         assert_eq!(num(-2.5), "-2.50");
         assert_eq!(pct(0.1234), "12.3%");
+        assert_eq!(pct(0.1), "10%");
+        assert_eq!(pct(6e-7), "<0.001%");
+        assert_eq!(pct(0.0), "0%");
         assert_eq!(signed_pct(0.05), "+5%");
         assert_eq!(signed_pct(-0.0512), "-5.12%");
         assert_eq!(duration_ns(45_100), "45.1 us");

@@ -8,10 +8,11 @@ use super::fmt::{duration_ns, num, pct, signed_pct};
 use super::stats::Estimate;
 use super::summary::{GroupSummary, Status, Summary, VariantSummary};
 
-fn ci(e: &Estimate) -> String {
+/// "2.10 s (95% CI 0.829 .. 3.37, n=2)"; `unit` follows the value.
+fn ci(e: &Estimate, unit: &str) -> String {
     match (e.ci95_low, e.ci95_high) {
-        (Some(l), Some(h)) => format!("{} (95% CI {} .. {}, n={})", num(e.mean), num(l), num(h), e.n),
-        _ => format!("{} (n={})", num(e.mean), e.n),
+        (Some(l), Some(h)) => format!("{}{unit} (95% CI {} .. {}, n={})", num(e.mean), num(l), num(h), e.n),
+        _ => format!("{}{unit} (n={})", num(e.mean), e.n),
     }
 }
 
@@ -41,7 +42,7 @@ fn variant_text(out: &mut String, v: &VariantSummary) {
     w(out, format!("runs: {} ({} samples, {failed} failed)", v.runs.len(), v.samples));
     if let Some(s) = &v.slope_per_s {
         let late = v.late_slope_per_s.as_ref().map_or("-".into(), |e| num(e.mean));
-        w(out, format!("growth slope: {} entries/s; late window {late} entries/s", ci(s)));
+        w(out, format!("growth slope: {}; late window {late} entries/s", ci(s, " entries/s")));
     }
     if let Some(b) = v.map_bytes_max {
         w(out, format!("map memory max: {b} bytes"));
@@ -66,7 +67,7 @@ fn variant_text(out: &mut String, v: &VariantSummary) {
     }
     if let Some(t) = &v.throughput {
         let dir = if t.higher_is_better { "higher" } else { "lower" };
-        w(out, format!("{} ({dir} is better): {}", t.metric, ci(&t.estimate)));
+        w(out, format!("{} ({dir} is better): {}", t.metric, ci(&t.estimate, "")));
     }
     for p in &v.verifier {
         let k = p.kernel.as_deref().map_or(String::new(), |k| format!(" on {k}"));

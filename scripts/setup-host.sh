@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install what scx-vmctl needs on a Debian 12 (bookworm) host, as root.
+# Idempotent: a second run installs nothing new. Used by the README's commands and .ci/run.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+if [ "$(id -u)" != 0 ]; then
+	echo "setup-host.sh: run as root (it installs Debian packages)" >&2
+	exit 2
+fi
+. /etc/os-release
+if [ "${VERSION_CODENAME:-}" != bookworm ]; then
+	echo "setup-host.sh: written for Debian 12 (bookworm), this is ${PRETTY_NAME:-unknown}; continuing" >&2
+fi
+
+# QEMU 10 (faster TCG boots than bookworm's 7.2) comes from bookworm-backports;
+# qemu-utils must come from the same suite or apt removes one of them.
+if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	cat > /etc/apt/sources.list.d/scx-vmctl-backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+# linux-source-6.12 is in bookworm-security.
+if ! grep -rqs "bookworm-security" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	cat > /etc/apt/sources.list.d/scx-vmctl-security.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
+apt-get install -y -qq --no-install-recommends \
+	linux-source-6.12 make gcc flex bison bc libelf-dev libssl-dev dwarves patch xz-utils \
+	clang-19 llvm-19 libbpf-dev bpftool pkg-config zlib1g-dev \
+	mmdebstrap e2fsprogs ca-certificates git \
+	chromium >/dev/null
+
+if ! command -v cargo >/dev/null; then
+	echo "setup-host.sh: cargo not found: install a Rust toolchain (https://rustup.rs) and re-run" >&2
+	exit 2
+fi
+echo "setup-host.sh: host ready ($(qemu-system-x86_64 --version | head -n1))"

@@ -11,7 +11,7 @@ fn err_of(dir: &std::path::Path) -> String {
 }
 
 #[test]
-fn wrong_header_names_file_and_line() {
+fn report_wrong_header_names_file_and_line() {
     let t = tempfile::tempdir().unwrap();
     let g = report_util::good_group(t.path());
     // An older header without map_bytes.
@@ -22,7 +22,7 @@ fn wrong_header_names_file_and_line() {
 }
 
 #[test]
-fn garbage_in_the_middle_names_file_and_line() {
+fn report_garbage_in_the_middle_names_file_and_line() {
     let t = tempfile::tempdir().unwrap();
     let g = report_util::good_group(t.path());
     let mut text = csv_text(&[(0.0, 1, 1, 1, 0, 0, 0, 0), (2.0, 2, 1, 1, 0, 0, 0, 0)]);
@@ -33,7 +33,7 @@ fn garbage_in_the_middle_names_file_and_line() {
 }
 
 #[test]
-fn binary_junk_and_bad_json_are_errors_naming_the_file() {
+fn report_binary_junk_and_bad_json_are_errors_naming_the_file() {
     let t = tempfile::tempdir().unwrap();
     let g = report_util::good_group(t.path());
     std::fs::write(g.join("test/run1.csv"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
@@ -44,7 +44,7 @@ fn binary_junk_and_bad_json_are_errors_naming_the_file() {
 }
 
 #[test]
-fn crashed_runs_are_tolerated() {
+fn report_crashed_runs_are_tolerated() {
     let t = tempfile::tempdir().unwrap();
     let g = t.path().join("scx_flatcg/custom-churn");
     // control: cut off in the middle of a number, no newline.
@@ -88,7 +88,7 @@ fn crashed_runs_are_tolerated() {
 }
 
 #[test]
-fn html_escapes_hostile_names_and_logs() {
+fn report_html_escapes_hostile_names_and_logs() {
     let t = tempfile::tempdir().unwrap();
     let g = t.path().join("<script>alert(1)").join("w&l");
     put(&g.join("control/run1.csv"), &csv_text(&[(0.0, 1, 1, 1, 0, 0, 0, 0)]));
@@ -103,7 +103,7 @@ fn html_escapes_hostile_names_and_logs() {
 }
 
 #[test]
-fn empty_or_missing_directories() {
+fn report_empty_or_missing_directories() {
     let t = tempfile::tempdir().unwrap();
     let err = err_of(t.path());
     assert!(err.contains("no results found"), "{err}");
@@ -114,7 +114,7 @@ fn empty_or_missing_directories() {
 }
 
 #[test]
-fn schema_version_is_checked_on_load() {
+fn report_schema_version_is_checked_on_load() {
     let t = tempfile::tempdir().unwrap();
     let p = t.path().join("summary.json");
     put(&p, r#"{"schema_version": 99, "groups": []}"#);

@@ -37,7 +37,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn merged_shards_equal_the_whole() {
+fn report_merged_shards_equal_the_whole() {
     let t = tempfile::tempdir().unwrap();
     let full = t.path().join("full");
     report_util::good_group(&full);
@@ -71,7 +71,7 @@ fn good() -> (tempfile::TempDir, Summary) {
 }
 
 #[test]
-fn same_results_are_no_regression() {
+fn report_same_results_are_no_regression() {
     let (_t, s) = good();
     let c = report::compare_baseline(&s, &s);
     assert!(!c.is_regression(), "{c}");
@@ -80,7 +80,7 @@ fn same_results_are_no_regression() {
 }
 
 #[test]
-fn failing_criterion_and_lost_separation() {
+fn report_failing_criterion_and_lost_separation() {
     let (t, base) = good();
     // Test run 1 now keeps growing like control.
     let g = t.path().join("scx_simple/hackbench");
@@ -108,7 +108,7 @@ fn set_throughput(s: &mut Summary, variant: &str, values: &[f64]) {
 }
 
 #[test]
-fn throughput_beyond_the_interval() {
+fn report_throughput_beyond_the_interval() {
     let (_t, mut base) = good();
     let mut cur = base.clone();
     // hackbench time (lower is better): 2.0 +/- 0.05 before, 2.4 +/- 0.05 now, n = 5.
@@ -136,7 +136,7 @@ fn throughput_beyond_the_interval() {
 }
 
 #[test]
-fn helper_overhead_grew() {
+fn report_helper_overhead_grew() {
     let (_t, base) = good();
     let mut cur = base.clone();
     let mut base = base;
@@ -154,7 +154,7 @@ fn helper_overhead_grew() {
 }
 
 #[test]
-fn verifier_growth_threshold() {
+fn report_verifier_growth_threshold() {
     let (_t, base) = good();
     let mut cur = base.clone();
     let progs = &mut cur.groups[0].variants.iter_mut().find(|v| v.name == "test").unwrap().verifier;
@@ -175,7 +175,7 @@ fn progs_fail(s: &mut Summary) {
 }
 
 #[test]
-fn missing_and_new_groups_are_notes() {
+fn report_missing_and_new_groups_are_notes() {
     let (_t, base) = good();
     let t2 = tempfile::tempdir().unwrap();
     report_util::bad_group(t2.path());
@@ -188,7 +188,7 @@ fn missing_and_new_groups_are_notes() {
 }
 
 #[test]
-fn baseline_round_trips_through_summary_json() {
+fn report_baseline_round_trips_through_summary_json() {
     let (t, s) = good();
     report::write_all(t.path(), &s).unwrap();
     let loaded = Summary::load(&t.path().join("summary.json")).unwrap();

@@ -32,7 +32,7 @@ fn criterion<'a>(g: &'a Value, name: &str) -> &'a Value {
 }
 
 #[test]
-fn top_level_and_groups() {
+fn report_top_level_and_groups() {
     let (_t, j) = summarize_written();
     assert_eq!(j["schema_version"], 1);
     assert_eq!(j["verdict"], "FAIL");
@@ -49,7 +49,7 @@ fn top_level_and_groups() {
 }
 
 #[test]
-fn control_figures() {
+fn report_control_figures() {
     let (_t, j) = summarize_written();
     let c = variant(&j["groups"][1], "control");
     assert_eq!(c["files_found"], 2);
@@ -97,7 +97,7 @@ fn control_figures() {
 }
 
 #[test]
-fn test_and_bpfscan_figures() {
+fn report_test_and_bpfscan_figures() {
     let (_t, j) = summarize_written();
     let g = &j["groups"][1];
     let t = variant(g, "test");
@@ -150,7 +150,7 @@ fn test_and_bpfscan_figures() {
 }
 
 #[test]
-fn verdicts_of_the_good_group() {
+fn report_verdicts_of_the_good_group() {
     let (_t, j) = summarize_written();
     let g = &j["groups"][1];
     let names: Vec<_> = g["criteria"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
@@ -172,7 +172,7 @@ fn verdicts_of_the_good_group() {
 }
 
 #[test]
-fn verdicts_of_the_bad_group() {
+fn report_verdicts_of_the_bad_group() {
     let (_t, j) = summarize_written();
     let g = &j["groups"][0];
     let status = |n: &str| criterion(g, n)["status"].as_str().unwrap().to_string();
@@ -213,7 +213,7 @@ fn verdicts_of_the_bad_group() {
 }
 
 #[test]
-fn written_files_and_api() {
+fn report_written_files_and_api() {
     let (t, _) = summarize_written();
     for f in ["summary.json", "summary.txt", "report.html", "junit.xml"] {
         assert!(t.path().join(f).is_file(), "{f}");

@@ -67,8 +67,11 @@ fn opt<T: ToString>(x: Option<T>) -> String {
     x.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
+/// A row of the figures table: its label and how to get a variant's cell.
+type Row = (&'static str, fn(&VariantSummary) -> String);
+
 fn figures_table(out: &mut String, vs: &[VariantSummary]) {
-    let rows: [(&str, fn(&VariantSummary) -> String); 14] = [
+    let rows: [Row; 14] = [
         ("files found", |v| v.files_found.to_string()),
         ("samples", |v| v.samples.to_string()),
         ("max map entries", |v| opt(v.map_entries_max)),

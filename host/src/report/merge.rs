@@ -151,7 +151,7 @@ mod tests {
         assert!(!out.join("s/w/summary.json").exists());
 
         // Non-empty output refused.
-        assert!(merge_trees(&[a.clone()], &out).unwrap_err().to_string().contains("not empty"));
+        assert!(merge_trees(std::slice::from_ref(&a), &out).unwrap_err().to_string().contains("not empty"));
 
         // Same run in two shards with different bytes: error naming both.
         put(&b, "s/w/control/run1.csv", "different");
@@ -159,7 +159,7 @@ mod tests {
         assert!(err.contains("merge conflict") && err.contains("a/s/w/control/run1.csv") && err.contains("b/s/w/control/run1.csv"), "{err}");
 
         // Output inside a shard refused.
-        let err = merge_trees(&[a.clone()], &a.join("merged")).unwrap_err().to_string();
+        let err = merge_trees(std::slice::from_ref(&a), &a.join("merged")).unwrap_err().to_string();
         assert!(err.contains("overlaps"), "{err}");
     }
 }

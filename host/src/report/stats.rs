@@ -16,7 +16,8 @@ const T975_LARGE: [(f64, f64); 4] = [(40.0, 2.021), (60.0, 2.000), (120.0, 1.980
 /// t(0.975, df). A fractional df (Welch) is rounded DOWN to the next table row,
 /// which gives a slightly wider, i.e. conservative, interval. None for df < 1.
 pub fn t975(df: f64) -> Option<f64> {
-    if !(df >= 1.0) {
+    // Also catches NaN.
+    if df.is_nan() || df < 1.0 {
         return None;
     }
     if df.is_infinite() {

@@ -35,7 +35,7 @@ const BOTTOM: f64 = 50.0;
 
 /// A round step (1, 2, 5 x 10^k) giving about `target` ticks over `span`.
 fn nice_step(span: f64, target: f64) -> f64 {
-    if !(span > 0.0) {
+    if span.is_nan() || span <= 0.0 {
         return 1.0;
     }
     let raw = span / target;

@@ -49,6 +49,18 @@ scx-vmctl ssh scx -- cat /sys/kernel/sched_ext/state")]
     List,
     /// Power a guest down (ACPI, then QMP quit, then kill) and remove its run directory
     Down(DownArgs),
+    /// Run control vs test variants of a scheduler under a workload and judge them
+    #[command(after_help = "Examples:\n  scx-vmctl experiment scx_simple stress-ng 60 3\n  \
+scx-vmctl experiment scx_flatcg hackbench --duration 30 --iterations 2 --variants control,test,bpfscan\n  \
+scx-vmctl experiment all all 20 1 --reset in-guest\n  \
+scx-vmctl experiment --sched-bin ./scx_simple_ctl,./scx_simple_tst --map-name tracked_tasks stress-ng\n\n\
+Results go to <out>/<scheduler>/<workload>/<variant>/run<N>.csv (+ logs), then summary.txt, summary.json,\n\
+report.html and junit.xml. Exit 0 when every criterion holds, 1 when one fails, 3 when the tool failed.")]
+    Experiment(Box<ExperimentArgs>),
+    /// Rebuild summary, HTML report and JUnit from result files; merge shards; compare with a baseline
+    #[command(after_help = "Examples:\n  scx-vmctl report results/scx_flatcg/hackbench\n  \
+scx-vmctl report merge shard1/ shard2/ --out merged/\n  scx-vmctl report results --baseline last-night/summary.json")]
+    Report(ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]

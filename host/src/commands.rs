@@ -72,6 +72,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Cmd::Status(a) => status(a).await,
         Cmd::List => list(),
         Cmd::Down(a) => down(a).await,
+        Cmd::Experiment(a) => crate::experiment::run(*a).await,
+        Cmd::Report(a) => report(a),
     }
 }
 
@@ -97,6 +99,7 @@ async fn kernel_build(a: KernelBuildArgs) -> Result<i32> {
 }
 
 /// A guest kernel to boot, with an id recorded in results.
+#[derive(Clone)]
 pub struct KernelChoice {
     pub bzimage: PathBuf,
     pub id: String,
@@ -411,6 +414,36 @@ async fn down(a: DownArgs) -> Result<i32> {
         println!("{name}: powered down, nothing left running");
     }
     Ok(0)
+}
+
+fn report(a: ReportArgs) -> Result<i32> {
+    use crate::report;
+    let merge = a.dirs.first().is_some_and(|d| d.as_os_str() == "merge");
+    let (summary, dir) = if merge {
+        let shards = &a.dirs[1..];
+        let out = a.out.clone().ok_or_else(|| bad(anyhow::anyhow!("report merge needs --out DIR for the combined results")))?;
+        if shards.is_empty() {
+            bail!(BadInput("report merge needs at least one shard directory: report merge DIR... --out DIR".into()));
+        }
+        (report::merge(shards, &out).map_err(bad)?, out)
+    } else {
+        let [dir] = &a.dirs[..] else {
+            bail!(BadInput("report takes one result directory (or: report merge DIR... --out DIR)".into()));
+        };
+        let s = report::summarize(dir).map_err(bad)?;
+        report::write_all(dir, &s)?;
+        (s, dir.clone())
+    };
+    println!("{summary}");
+    println!("written: {}/{{summary.txt,summary.json,report.html,junit.xml}}", dir.display());
+    let mut code = summary.exit_code();
+    if let Some(b) = &a.baseline {
+        let base = report::Summary::load(b).map_err(bad)?;
+        let cmp = report::compare_baseline(&summary, &base);
+        println!("{cmp}");
+        code = code.max(cmp.exit_code());
+    }
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -473,17 +473,27 @@ pub fn missing_options(fragment: &str, config: &str) -> Vec<String> {
             have.insert(k, "n");
         }
     }
-    let mut missing = Vec::new();
+    // Later lines (a later fragment) override earlier ones, as merge_config does.
+    let mut want: Vec<(&str, &str)> = Vec::new();
     for l in fragment.lines() {
         let l = l.trim();
-        if let Some((k, v)) = l.split_once('=') {
-            if k.starts_with("CONFIG_") && have.get(k).copied() != Some(v) {
-                missing.push(format!("{k}={v}"));
-            }
-        } else if let Some(k) = l.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")) {
-            if have.get(k).is_some_and(|v| *v != "n") {
-                missing.push(format!("{k} unset"));
-            }
+        let kv = if let Some((k, v)) = l.split_once('=') {
+            k.starts_with("CONFIG_").then_some((k, v))
+        } else {
+            l.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")).map(|k| (k, "n"))
+        };
+        if let Some((k, v)) = kv {
+            want.retain(|(x, _)| *x != k);
+            want.push((k, v));
+        }
+    }
+    let mut missing = Vec::new();
+    for (k, v) in want {
+        match (v, have.get(k).copied()) {
+            ("n", None) | ("n", Some("n")) => {}
+            ("n", Some(_)) => missing.push(format!("{k} unset")),
+            (v, got) if got == Some(v) => {}
+            (v, _) => missing.push(format!("{k}={v}")),
         }
     }
     missing
@@ -504,6 +514,8 @@ mod tests {
         let cfg = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=y\nCONFIG_S=\"x\"\n";
         assert_eq!(missing_options(frag, cfg), vec!["CONFIG_B=y", "CONFIG_C unset"]);
         assert!(missing_options("CONFIG_A=y\n# CONFIG_Z is not set\n", "CONFIG_A=y\n").is_empty());
+        // a later fragment overrides an earlier one
+        assert!(missing_options("CONFIG_L=\"a\"\nCONFIG_L=\"b\"\n", "CONFIG_L=\"b\"\n").is_empty());
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //! `report` (summary, verdict, HTML, JUnit).
 
 pub mod accel;
+pub mod agent;
 pub mod btf;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod download;
 pub mod exit;
+pub mod experiment;
 pub mod image;
 pub mod kernel;
 pub mod names;

@@ -1,0 +1,650 @@
+//! `scx-vmctl experiment`: runs the variants of a scheduler under a workload,
+//! alternating within each iteration, resetting the guest before every run,
+//! pulling each run's files as soon as it ends, and then judging them with
+//! `report`. The runner and the report meet only at the result files.
+
+pub mod guest_run;
+pub mod manifest;
+pub mod plan;
+
+use crate::cli::ExperimentArgs;
+use crate::commands::{bad, BadInput, Prepared};
+use crate::config::Config;
+use crate::names::{ResetMode, Workload};
+use crate::progress::Progress;
+use crate::vm::Vm;
+use anyhow::{bail, Context, Result};
+use guest_run::{Ending, GUEST_OUT};
+use manifest::{KernelRef, Manifest, RunRecord};
+use plan::RunId;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A user's own scheduler binaries, by variant.
+#[derive(Clone, Debug)]
+pub struct Custom {
+    pub bins: Vec<(String, PathBuf)>,
+    pub map_name: String,
+}
+
+/// Everything decided before the first run.
+pub struct Setup {
+    pub cfg: Config,
+    pub scheds: Vec<String>,
+    pub workloads: Vec<Workload>,
+    pub variants: Vec<String>,
+    pub iterations: u32,
+    pub duration: f64,
+    pub interval: f64,
+    pub reset: ResetMode,
+    pub out: PathBuf,
+    pub shard: Option<(u32, u32)>,
+    pub resume: bool,
+    pub force: bool,
+    pub vm_name: Option<String>,
+    pub custom: Option<Custom>,
+}
+
+/// Turn the command line into a checked setup; every complaint is bad input.
+pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
+    let mut cfg = Config::load(a.config.as_deref())?;
+    let custom = match &a.sched_bin {
+        None => None,
+        Some(bins) => {
+            let map_name = a.map_name.clone().ok_or_else(|| anyhow::anyhow!("--sched-bin needs --map-name NAME: the BPF map to watch"))?;
+            if bins.is_empty() || bins.len() > 2 {
+                bail!("--sched-bin takes one binary (variant custom) or two (control,test)");
+            }
+            for b in bins {
+                if !b.is_file() {
+                    bail!("--sched-bin {}: no such file", b.display());
+                }
+            }
+            let names: &[&str] = if bins.len() == 1 { &["custom"] } else { &["control", "test"] };
+            Some(Custom { bins: names.iter().map(|s| s.to_string()).zip(bins.iter().cloned()).collect(), map_name })
+        }
+    };
+    // With --sched-bin the positionals shift left: WORKLOAD [DURATION [ITERATIONS]].
+    let (sched_arg, workload_arg, dur_pos, it_pos) = if custom.is_some() {
+        let d = a.workload.as_deref().map(|s| s.parse::<f64>()).transpose().map_err(|_| anyhow::anyhow!("DURATION must be a number of seconds"))?;
+        (None, a.scheduler.clone(), d, a.duration_pos.map(|x| x as u32))
+    } else {
+        let w = a.workload.clone().ok_or_else(|| anyhow::anyhow!("missing WORKLOAD: stress-ng, hackbench, custom-churn, or all"))?;
+        (Some(a.scheduler.clone()), w, a.duration_pos, a.iterations_pos)
+    };
+    if let Some(d) = a.duration.or(dur_pos) {
+        cfg.experiment.duration_s = d;
+    }
+    if let Some(i) = a.iterations.or(it_pos) {
+        cfg.experiment.iterations = i;
+    }
+    if let Some(i) = a.interval {
+        cfg.experiment.interval_s = i;
+    }
+    if let Some(v) = &a.variants {
+        cfg.experiment.variants = plan::parse_variants(v)?;
+    }
+    if let Some(r) = &a.reset {
+        cfg.experiment.reset = r.clone();
+    }
+    if a.vm_name.is_some() {
+        cfg.experiment.reset = "in-guest".into(); // a VM we did not boot cannot be re-booted per run
+    }
+    if let Some(acc) = &a.vm.accel {
+        cfg.vm.accel = acc.clone();
+    }
+    cfg.validate()?;
+    let scheds: Vec<String> = match (&custom, sched_arg) {
+        (Some(c), _) => vec![c.bins[0].1.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "custom".into())],
+        (None, Some(s)) => plan::expand_schedulers(&s)?.into_iter().map(|s| s.to_string()).collect(),
+        (None, None) => unreachable!(),
+    };
+    let variants = match &custom {
+        Some(c) => c.bins.iter().map(|(v, _)| v.clone()).collect(),
+        None => cfg.experiment.variants.clone(),
+    };
+    Ok(Setup {
+        scheds,
+        workloads: plan::expand_workloads(&workload_arg)?,
+        variants,
+        iterations: cfg.experiment.iterations,
+        duration: cfg.experiment.duration_s,
+        interval: cfg.experiment.interval_s,
+        reset: ResetMode::parse(&cfg.experiment.reset)?,
+        out: a.out.clone(),
+        shard: a.shard.as_deref().map(plan::parse_shard).transpose()?,
+        resume: a.resume,
+        force: a.force,
+        vm_name: a.vm_name.clone(),
+        custom,
+        cfg,
+    })
+}
+
+pub fn group_dir(out: &Path, sched: &str, w: Workload) -> PathBuf {
+    out.join(sched).join(w.as_str())
+}
+
+/// Refuse to mix new runs with old results unless told to; check writability.
+fn check_out(s: &Setup) -> Result<()> {
+    std::fs::create_dir_all(&s.out).map_err(|e| {
+        bad(anyhow::anyhow!("output directory {} cannot be created: {e}; choose another with --out", s.out.display()))
+    })?;
+    let probe = s.out.join(format!(".scx-vmctl-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"x").map_err(|e| {
+        bad(anyhow::anyhow!("output directory {} is not writable: {e}; choose another with --out", s.out.display()))
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    for sched in &s.scheds {
+        for w in &s.workloads {
+            let g = group_dir(&s.out, sched, *w);
+            let has = g.join("manifest.json").exists()
+                || s.variants.iter().any(|v| std::fs::read_dir(g.join(v)).map(|mut d| d.next().is_some()).unwrap_or(false));
+            if has && !s.resume && !s.force {
+                bail!(BadInput(format!(
+                    "{} already holds results: pass --resume to continue them, --force to replace them, or --out DIR",
+                    g.display()
+                )));
+            }
+            if has && s.force {
+                for v in &s.variants {
+                    let _ = std::fs::remove_dir_all(g.join(v));
+                }
+                for f in ["manifest.json", "summary.json", "summary.txt", "report.html", "junit.xml"] {
+                    let _ = std::fs::remove_file(g.join(f));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The experiment's state shared by its runs.
+struct Runner {
+    s: Setup,
+    prepared: Prepared,
+    agent: Option<crate::agent::Agent>,
+    vm: Option<Vm>,
+    /// The current VM has the agent (and the custom binaries) installed.
+    installed: bool,
+    checked_kernel: bool,
+    vm_seq: u32,
+    cancel: watch::Receiver<bool>,
+    manifests: BTreeMap<PathBuf, Manifest>,
+    qemu_version: String,
+}
+
+pub async fn run(a: ExperimentArgs) -> Result<i32> {
+    let s = setup(&a).map_err(bad)?;
+    check_out(&s)?;
+    let all = plan::runs(&s.scheds, &s.workloads, &s.variants, s.iterations, s.shard);
+    if all.is_empty() {
+        println!("shard {} has no runs of this matrix; nothing to do", a.shard.as_deref().unwrap_or(""));
+        return Ok(crate::exit::OK);
+    }
+    let name = format!("exp{}", std::process::id());
+    let prepared = crate::commands::prepare(&name, &a.vm, &s.cfg).await?;
+    if let Some(n) = &prepared.notice {
+        eprintln!("{n}");
+    }
+    let agent = match &prepared.kernel.built {
+        Some(k) => Some(crate::agent::build(&k.vmlinux_h()).await?),
+        None => None, // a kernel we did not build: its BTF is read from the first guest
+    };
+    let (cancel_tx, cancel) = watch::channel(false);
+    // First Ctrl-C/SIGTERM: stop after saving what the current run has; second: exit now.
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+        for round in 0..2 {
+            tokio::select! {
+                _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+                _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+            }
+            if round == 0 {
+                eprintln!("\ninterrupted: saving the current run's samples and powering the VM down (again to quit at once)");
+                let _ = cancel_tx.send(true);
+            } else {
+                eprintln!("interrupted twice: quitting; QEMU dies with us");
+                std::process::exit(crate::exit::INTERRUPTED);
+            }
+        }
+    });
+    let qemu_version = crate::qemu::qemu_version()?;
+    let mut r = Runner {
+        s,
+        prepared,
+        agent,
+        vm: None,
+        installed: false,
+        checked_kernel: false,
+        vm_seq: 0,
+        cancel,
+        manifests: BTreeMap::new(),
+        qemu_version,
+    };
+    let result = r.run_all(&all).await;
+    if let Some(vm) = r.vm.take() {
+        shutdown_vm(vm, r.s.vm_name.is_some()).await;
+    }
+    let interrupted = *r.cancel.borrow();
+    for (dir, m) in r.manifests.iter_mut() {
+        m.status = if interrupted { "interrupted".into() } else if result.is_ok() { "complete".into() } else { "failed".into() };
+        m.finished_unix = Some(now_unix());
+        m.save(&dir.join("manifest.json"))?;
+    }
+    result?;
+    if interrupted {
+        eprintln!("stopped; finished runs are kept. Continue with the same command plus --resume");
+        return Ok(crate::exit::INTERRUPTED);
+    }
+    // Judge each group from its files alone, as `scx-vmctl report` would.
+    let mut code = crate::exit::OK;
+    let dirs: Vec<PathBuf> = r.manifests.keys().cloned().collect();
+    for dir in &dirs {
+        let summary = crate::report::summarize(dir)?;
+        crate::report::write_all(dir, &summary)?;
+        println!("\n{}", std::fs::read_to_string(dir.join("summary.txt")).unwrap_or_default());
+        println!("results: {}  (report.html, junit.xml, summary.json beside it)", dir.display());
+        if summary.exit_code() != 0 {
+            code = crate::exit::CRITERION_FAILED;
+        }
+    }
+    if dirs.len() > 1 {
+        let summary = crate::report::summarize(&r.s.out)?;
+        crate::report::write_all(&r.s.out, &summary)?;
+        println!("matrix summary: {}", r.s.out.join("summary.txt").display());
+    }
+    Ok(code)
+}
+
+async fn shutdown_vm(vm: Vm, reused: bool) {
+    if reused {
+        return; // the user's VM stays up
+    }
+    // The overlay is thrown away: no need for a graceful power-off.
+    let _ = vm.shutdown(true).await;
+}
+
+impl Runner {
+    async fn run_all(&mut self, all: &[RunId]) -> Result<()> {
+        let total = all.len();
+        for (k, run) in all.iter().enumerate() {
+            if *self.cancel.borrow() {
+                break;
+            }
+            let dir = group_dir(&self.s.out, &run.sched, run.workload);
+            self.manifest_for(&dir, run)?;
+            if self.manifests[&dir].finished(&run.variant, run.iteration) {
+                eprintln!("[run {}/{}] {}: done before, skipped (--resume)", k + 1, total, run.label());
+                continue;
+            }
+            let rec = self.one(run, k + 1, total, &dir).await?;
+            let m = self.manifests.get_mut(&dir).unwrap();
+            m.record(rec);
+            m.save(&dir.join("manifest.json"))?;
+        }
+        Ok(())
+    }
+
+    fn manifest_for(&mut self, dir: &Path, run: &RunId) -> Result<()> {
+        if self.manifests.contains_key(dir) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("manifest.json");
+        let p = &self.prepared;
+        let fresh = Manifest {
+            manifest_version: manifest::MANIFEST_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            scheduler: run.sched.clone(),
+            workload: run.workload.to_string(),
+            status: "running".into(),
+            started_unix: now_unix(),
+            finished_unix: None,
+            accel: p.spec.accel.describe().to_string(),
+            qemu_version: self.qemu_version.clone(),
+            kernel: KernelRef {
+                id: p.kernel.id.clone(),
+                path: p.kernel.bzimage.display().to_string(),
+                version: p.kernel.built.as_ref().map(|k| k.info.version.clone()),
+                has_helper: p.kernel.built.as_ref().map(|k| k.info.has_helper),
+            },
+            image_id: p.image.info.id.clone(),
+            agent_id: self.agent.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
+            reset: self.s.reset.to_string(),
+            variants: self.s.variants.clone(),
+            iterations: self.s.iterations,
+            shard: self.s.shard.map(|(k, n)| format!("{k}/{n}")),
+            custom_binaries: self.s.custom.as_ref().map(|c| c.bins.iter().map(|(_, p)| p.display().to_string()).collect()).unwrap_or_default(),
+            config: self.s.cfg.clone(),
+            runs: Vec::new(),
+        };
+        let m = if self.s.resume && path.exists() {
+            let mut old = Manifest::load(&path)?;
+            if old.config != fresh.config || old.reset != fresh.reset || old.kernel.id != fresh.kernel.id {
+                bail!(BadInput(format!(
+                    "{} was made with another configuration, reset mode or kernel: --resume would mix them; use --force to start over",
+                    path.display()
+                )));
+            }
+            old.status = "running".into();
+            old
+        } else {
+            fresh
+        };
+        m.save(&path)?;
+        self.manifests.insert(dir.to_path_buf(), m);
+        Ok(())
+    }
+
+    /// Boot a fresh VM (overlay reset, or the first run, or after a crash).
+    async fn fresh_vm(&mut self) -> Result<f64> {
+        if let Some(vm) = self.vm.take() {
+            shutdown_vm(vm, self.s.vm_name.is_some()).await;
+        }
+        let t = Instant::now();
+        let vm = match &self.s.vm_name {
+            Some(n) => Vm::attach(n).await.map_err(bad)?,
+            None => {
+                self.vm_seq += 1;
+                let mut p = self.prepared.spec.clone();
+                p.name = format!("{}-{}", self.prepared.spec.name, self.vm_seq);
+                p.ssh_port = crate::vm::free_port()?;
+                let prep = Prepared { spec: p, kernel: self.prepared.kernel.clone(), image: self.prepared.image.clone(), notice: None };
+                crate::commands::boot(&prep, &self.s.cfg, true, None).await?
+            }
+        };
+        self.vm = Some(vm);
+        self.installed = false;
+        Ok(t.elapsed().as_secs_f64())
+    }
+
+    /// Check once that the guest kernel can run what was asked.
+    async fn check_kernel(&mut self, ssh: &crate::ssh::Ssh) -> Result<()> {
+        if self.checked_kernel {
+            return Ok(());
+        }
+        let o = ssh.exec("test -e /sys/kernel/sched_ext/state && echo scx; grep -qw scx_bpf_map_scan_timeout /proc/kallsyms && echo helper").await?;
+        let out = o.stdout_str();
+        if !out.contains("scx") {
+            bail!(BadInput(
+                "the guest kernel has no sched_ext (/sys/kernel/sched_ext missing): build it with CONFIG_SCHED_CLASS_EXT=y (scx-vmctl kernel build does)".into()
+            ));
+        }
+        if !out.contains("helper") && self.s.variants.iter().any(|v| v == "test") && self.s.custom.is_none() {
+            bail!(BadInput(
+                "the guest kernel lacks scx_bpf_map_scan_timeout, so the test variant cannot load: use a kernel with \
+                 vm-images/kernel/patches applied (scx-vmctl kernel build), or --variants control,bpfscan"
+                    .into()
+            ));
+        }
+        self.checked_kernel = true;
+        Ok(())
+    }
+
+    async fn install(&mut self, ssh: &crate::ssh::Ssh) -> Result<()> {
+        if self.installed {
+            return Ok(());
+        }
+        if self.agent.is_none() {
+            let h = crate::agent::vmlinux_h_from_guest(ssh).await?;
+            self.agent = Some(crate::agent::build(&h).await?);
+            let id = self.agent.as_ref().unwrap().id.clone();
+            for m in self.manifests.values_mut() {
+                m.agent_id = id.clone();
+            }
+        }
+        crate::agent::install(ssh, self.agent.as_ref().unwrap()).await?;
+        if let Some(c) = &self.s.custom {
+            for (v, p) in &c.bins {
+                ssh.upload(p, "/root/custom", Some(v)).await.with_context(|| format!("copying {} in", p.display()))?;
+            }
+        }
+        self.installed = true;
+        Ok(())
+    }
+
+    fn agent_argv(&self, run: &RunId) -> Vec<String> {
+        let cfg = serde_json::json!({
+            "cleanup": self.s.cfg.cleanup,
+            "workloads": self.s.cfg.workloads,
+        });
+        let mut argv: Vec<String> = vec![crate::agent::GUEST_PATH.into()];
+        match &self.s.custom {
+            None => argv.extend(
+                [
+                    "run", "--sched", &run.sched, "--variant", &run.variant, "--workload", run.workload.as_str(),
+                    "--duration", &self.s.duration.to_string(), "--interval", &self.s.interval.to_string(),
+                    "--out", GUEST_OUT, "--config-json", &cfg.to_string(),
+                ]
+                .iter()
+                .map(|s| s.to_string()),
+            ),
+            Some(c) => argv.extend(
+                [
+                    "run-bin", "--bin", &format!("/root/custom/{}", run.variant), "--map-name", &c.map_name,
+                    "--variant", &run.variant, "--workload", run.workload.as_str(),
+                    "--duration", &self.s.duration.to_string(), "--interval", &self.s.interval.to_string(),
+                    "--out", GUEST_OUT, "--config-json", &cfg.to_string(),
+                ]
+                .iter()
+                .map(|s| s.to_string()),
+            ),
+        }
+        argv
+    }
+
+    /// One run, start to files on disk. Errors here are the tool failing;
+    /// a run that fails (panic, ejection, timeout) is recorded and returned.
+    async fn one(&mut self, run: &RunId, k: usize, total: usize, dir: &Path) -> Result<RunRecord> {
+        let t0 = Instant::now();
+        let started = now_unix();
+        let mut prog = Progress::new(&format!("run {k}/{total}")).every(Duration::from_secs(10));
+        prog.update(&format!("{}: resetting the guest ({})", run.label(), self.s.reset));
+        let vm_dead = match self.vm.as_mut() {
+            Some(v) => !v.is_alive(),
+            None => true,
+        };
+        let boot_s = if self.s.reset == ResetMode::Overlay || vm_dead { self.fresh_vm().await? } else { 0.0 };
+        let setup_t = Instant::now();
+        let (target, serial_path, mut events) = {
+            let vm = self.vm.as_ref().unwrap();
+            (vm.target(), vm.files.serial(), vm.qmp.as_ref().map(|q| q.subscribe()))
+        };
+        let mut ssh = self.vm.as_ref().unwrap().ssh().await.context("SSH to the fresh guest")?;
+        self.check_kernel(&ssh).await?;
+        self.install(&ssh).await?;
+        if self.s.reset == ResetMode::InGuest {
+            let o = ssh.exec(&format!("{} reset", crate::agent::GUEST_PATH)).await?;
+            if o.status != 0 {
+                let why = format!("in-guest reset left the guest dirty: {}", (o.stderr_str() + &o.stdout_str()).trim());
+                return self.failed_early(run, dir, started, t0, boot_s, &why).await;
+            }
+        }
+        let serial_offset = std::fs::metadata(&serial_path).map(|m| m.len()).unwrap_or(0);
+        guest_run::start_detached(&ssh, &self.agent_argv(run)).await?;
+        let setup_s = setup_t.elapsed().as_secs_f64();
+
+        let work_t = Instant::now();
+        let limit = Duration::from_secs_f64(self.s.duration) + Duration::from_secs(self.s.cfg.experiment.run_slack_s);
+        let interval = Duration::from_secs_f64(self.s.interval);
+        let label = run.label();
+        let dur = self.s.duration;
+        let mut cancel = self.cancel.clone();
+        let vm_ref = self.vm.as_mut().unwrap();
+        let (ending, live) = guest_run::follow(
+            &mut ssh,
+            &target,
+            &mut events,
+            || (!vm_ref.is_alive()).then(|| "QEMU is gone (killed or crashed)".to_string()),
+            limit,
+            interval,
+            &mut cancel,
+            |live, el| {
+                prog.update(&format!(
+                    "{label}: {:.0}/{dur:.0} s, map entries {}",
+                    el.as_secs_f64(),
+                    live.last_entries.as_deref().unwrap_or("-")
+                ))
+            },
+        )
+        .await;
+        let workload_s = work_t.elapsed().as_secs_f64();
+
+        // Bring the files home: a live guest gives all of them; a dead one
+        // leaves the samples the host followed and the serial log.
+        let pull_t = Instant::now();
+        let stage = dir.join(format!(".pull-{}-{}", run.variant, run.iteration));
+        let mut failure: Option<String> = None;
+        let guest_alive = matches!(ending, Ending::Exited(_) | Ending::TimedOut(_) | Ending::Interrupted);
+        if matches!(ending, Ending::TimedOut(_) | Ending::Interrupted) {
+            guest_run::stop_agent(&ssh).await;
+        }
+        let pulled = if guest_alive { guest_run::pull(&ssh, &stage).await.err() } else { None };
+        match &ending {
+            Ending::Exited(0) => {}
+            Ending::Exited(c) => {
+                let tail = guest_run::guest_tail(&ssh, "/root/out/agent.log", 5).await;
+                failure = Some(format!("the agent exited {c}: {}", tail.lines().last().unwrap_or("")));
+            }
+            Ending::Panicked => failure = Some("the guest kernel panicked (QMP GUEST_PANICKED); see the serial log".into()),
+            Ending::VmGone(w) => failure = Some(format!("the VM went away mid-run: {w}")),
+            Ending::TimedOut(d) => failure = Some(format!("the run did not end within {} s (duration + run_slack_s)", d.as_secs())),
+            Ending::Unreachable(e) => failure = Some(format!("the guest stopped answering SSH: {e}")),
+            Ending::Interrupted => failure = Some("interrupted by the user".into()),
+        }
+        if let (Some(e), None) = (&pulled, &failure) {
+            failure = Some(format!("pulling the results failed: {e:#}"));
+        }
+        ssh.close().await;
+        let status = match (&ending, &failure) {
+            (Ending::Interrupted, _) => "interrupted",
+            (_, Some(_)) => "failed",
+            _ => "ok",
+        };
+        self.store(run, dir, &stage, &live.csv, &serial_path, serial_offset, status, failure.clone(), started)?;
+        let _ = std::fs::remove_dir_all(&stage);
+        let pull_s = pull_t.elapsed().as_secs_f64();
+        let wall_s = t0.elapsed().as_secs_f64();
+        if !guest_alive || self.s.reset == ResetMode::Overlay {
+            if let Some(vm) = self.vm.take() {
+                shutdown_vm(vm, self.s.vm_name.is_some()).await;
+            }
+        }
+        let msg = match &failure {
+            None => format!("{}: ok (wall {wall_s:.1} s, boot {boot_s:.1} s, overhead {:.1} s)", run.label(), (wall_s - self.s.duration).max(0.0)),
+            Some(f) => format!("{}: {} ({f})", run.label(), status.to_uppercase()),
+        };
+        prog.note(&msg);
+        if live.reconnects > 0 {
+            prog.note(&format!("SSH to the guest dropped and was re-established {} time(s); nothing was lost", live.reconnects));
+        }
+        Ok(RunRecord {
+            variant: run.variant.clone(),
+            iteration: run.iteration,
+            status: status.into(),
+            failure,
+            started_unix: started,
+            wall_s,
+            boot_s,
+            setup_s,
+            workload_s,
+            pull_s,
+            overhead_s: (wall_s - self.s.duration).max(0.0),
+        })
+    }
+
+    async fn failed_early(&mut self, run: &RunId, dir: &Path, started: u64, t0: Instant, boot_s: f64, why: &str) -> Result<RunRecord> {
+        let serial = self.vm.as_ref().map(|v| v.files.serial()).unwrap_or_default();
+        self.store(run, dir, Path::new("/nonexistent"), "", &serial, 0, "failed", Some(why.into()), started)?;
+        Ok(RunRecord {
+            variant: run.variant.clone(),
+            iteration: run.iteration,
+            status: "failed".into(),
+            failure: Some(why.into()),
+            started_unix: started,
+            wall_s: t0.elapsed().as_secs_f64(),
+            boot_s,
+            setup_s: 0.0,
+            workload_s: 0.0,
+            pull_s: 0.0,
+            overhead_s: 0.0,
+        })
+    }
+
+    /// Files of one run into <group>/<variant>/run<N>.*; run<N>.json gets the host's view.
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &self,
+        run: &RunId,
+        dir: &Path,
+        stage: &Path,
+        live_csv: &str,
+        serial: &Path,
+        serial_offset: u64,
+        status: &str,
+        failure: Option<String>,
+        started: u64,
+    ) -> Result<()> {
+        let vdir = dir.join(&run.variant);
+        std::fs::create_dir_all(&vdir).with_context(|| format!("cannot create {}", vdir.display()))?;
+        let n = run.iteration;
+        let pulled = stage.join("out");
+        let write = |name: &str, data: &[u8]| -> Result<()> {
+            crate::paths::write_atomic(&vdir.join(name), data)
+                .with_context(|| format!("cannot write results into {} (disk full?)", vdir.display()))
+        };
+        // The CSV: the guest's file when we have it, else what the host followed live.
+        let csv = std::fs::read(pulled.join("run.csv")).ok().filter(|c| c.len() >= live_csv.len());
+        match csv {
+            Some(c) => write(&format!("run{n}.csv"), &c)?,
+            None if !live_csv.is_empty() => write(&format!("run{n}.csv"), live_csv.as_bytes())?,
+            None => {}
+        }
+        if let Ok(rd) = std::fs::read_dir(&pulled) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(stem) = name.strip_suffix(".log") {
+                    std::fs::copy(e.path(), vdir.join(format!("run{n}.{stem}.log")))
+                        .with_context(|| format!("cannot write results into {} (disk full?)", vdir.display()))?;
+                }
+            }
+        }
+        // The serial console of this run's span.
+        if let Ok(all) = std::fs::read(serial) {
+            let from = (serial_offset as usize).min(all.len());
+            write(&format!("run{n}.serial.log"), &all[from..])?;
+        }
+        let mut info: serde_json::Value = std::fs::read(pulled.join("run.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let obj = info.as_object_mut().context("run.json is not an object")?;
+        obj.insert("scheduler".into(), run.sched.clone().into());
+        obj.insert("workload".into(), run.workload.as_str().into());
+        obj.insert("variant".into(), run.variant.clone().into());
+        obj.insert("iteration".into(), n.into());
+        obj.insert("accel".into(), self.prepared.spec.accel.describe().into());
+        obj.insert("reset".into(), self.s.reset.to_string().into());
+        obj.insert("duration_s".into(), self.s.duration.into());
+        obj.insert("interval_s".into(), self.s.interval.into());
+        obj.entry("started_unix").or_insert(started.into());
+        // The host's verdict wins over the agent's when the host saw worse.
+        let agent_failed = obj.get("status").and_then(|s| s.as_str()).is_some_and(|s| s != "ok");
+        if status != "ok" || !agent_failed {
+            obj.insert("status".into(), status.into());
+        }
+        if let Some(f) = failure {
+            obj.insert("failure".into(), f.into());
+        }
+        write(&format!("run{n}.json"), &serde_json::to_vec_pretty(&info)?)?;
+        Ok(())
+    }
+}

@@ -49,6 +49,10 @@ scx-vmctl ssh scx -- cat /sys/kernel/sched_ext/state")]
     List,
     /// Power a guest down (ACPI, then QMP quit, then kill) and remove its run directory
     Down(DownArgs),
+    /// Run the helper's in-guest selftest (BPF_PROG_RUN on syscall programs); --debug on the debug kernel
+    #[command(after_help = "Examples:\n  scx-vmctl selftest\n  scx-vmctl selftest --debug        # lockdep/atomic-sleep/KASAN kernel, dmesg checked\n  \
+scx-vmctl selftest --kernel ~/linux/arch/x86/boot/bzImage")]
+    Selftest(SelftestArgs),
     /// Run control vs test variants of a scheduler under a workload and judge them
     #[command(after_help = "Examples:\n  scx-vmctl experiment scx_simple stress-ng 60 3\n  \
 scx-vmctl experiment scx_flatcg hackbench --duration 30 --iterations 2 --variants control,test,bpfscan\n  \
@@ -188,9 +192,9 @@ pub struct SelftestArgs {
     #[command(flatten)]
     pub vm: VmArgs,
     /// Run in this already running VM instead of booting one
-    #[arg(long, value_name = "NAME")]
+    #[arg(long = "vm", value_name = "NAME")]
     pub vm_name: Option<String>,
-    /// Also run the debug kernel (kernel build --debug) and check dmesg for lockdep/sleep reports
+    /// Use the debug kernel (kernel build --debug) and fail on lockdep/sleep/KASAN reports in dmesg
     #[arg(long)]
     pub debug: bool,
 }

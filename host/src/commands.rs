@@ -72,6 +72,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Cmd::Status(a) => status(a).await,
         Cmd::List => list(),
         Cmd::Down(a) => down(a).await,
+        Cmd::Selftest(a) => crate::selftest::run(a).await,
         Cmd::Experiment(a) => crate::experiment::run(*a).await,
         Cmd::Report(a) => report(a),
     }

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod qemu;
 pub mod qmp;
 pub mod report;
+pub mod selftest;
 pub mod ssh;
 pub mod term;
 pub mod transfer;

@@ -1,0 +1,101 @@
+//! One sample of the metrics in docs/results.md: the tracking map (entries,
+//! memlock), memory (/proc/meminfo), the scheduler's counters and state,
+//! and the number of tasks (/proc/loadavg).
+
+use std::os::fd::BorrowedFd;
+
+use crate::csv::Sample;
+use crate::maps;
+use crate::sched::{self, Counters};
+
+/// Where the map is and how to walk it.
+pub struct MapSource<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub key_size: u32,
+    pub value_size: u32,
+}
+
+pub struct Sampler {
+    counter: maps::Counter,
+}
+
+impl Sampler {
+    pub fn new() -> Self {
+        Sampler { counter: maps::Counter::default() }
+    }
+
+    /// `map` None: the map is gone or was never found (entries 0).
+    /// Errors reading one source leave its columns at 0 and are returned
+    /// next to the sample so the caller can log them without losing the row.
+    pub fn sample(
+        &mut self,
+        elapsed_s: f64,
+        map: Option<&MapSource<'_>>,
+        c: &Counters,
+    ) -> (Sample, Option<String>) {
+        let mut err = None;
+        let (map_entries, map_bytes) = match map {
+            Some(m) => match self.counter.count(m.fd, m.key_size, m.value_size) {
+                Ok(n) => (n, maps::memlock(m.fd)),
+                Err(e) => {
+                    err = Some(format!("counting map entries: {e:#}"));
+                    (0, maps::memlock(m.fd))
+                }
+            },
+            None => (0, 0),
+        };
+        let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let s = Sample {
+            elapsed_s,
+            map_entries,
+            map_bytes,
+            mem_free_kb: meminfo_kb(&mem, "MemFree").unwrap_or(0),
+            sunreclaim_kb: meminfo_kb(&mem, "SUnreclaim").unwrap_or(0),
+            evictions: c.evictions,
+            scans: c.scans,
+            scan_timeouts: c.scan_timeouts,
+            scan_max_ns: c.max_scan_ns,
+            sched_state: sched::state(),
+            nr_tasks: loadavg_tasks(&load).unwrap_or(0),
+        };
+        (s, err)
+    }
+}
+
+/// "MemFree:  1834560 kB" -> 1834560
+pub fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, rest) = l.split_once(':')?;
+        if k != key {
+            return None;
+        }
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// "0.52 0.31 0.12 2/143 1234" -> 143 (all tasks, running or not)
+pub fn loadavg_tasks(text: &str) -> Option<u64> {
+    let field = text.split_whitespace().nth(3)?;
+    field.split_once('/')?.1.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo() {
+        let t = "MemTotal:        2014588 kB\nMemFree:         1834560 kB\nSlab:  30000 kB\n\
+                 SReclaimable:      10000 kB\nSUnreclaim:        20480 kB\n";
+        assert_eq!(meminfo_kb(t, "MemFree"), Some(1834560));
+        assert_eq!(meminfo_kb(t, "SUnreclaim"), Some(20480));
+        assert_eq!(meminfo_kb(t, "Mem"), None);
+    }
+
+    #[test]
+    fn loadavg() {
+        assert_eq!(loadavg_tasks("0.52 0.31 0.12 2/143 1234\n"), Some(143));
+        assert_eq!(loadavg_tasks("garbage"), None);
+    }
+}

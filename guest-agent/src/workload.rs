@@ -1,0 +1,388 @@
+//! The three workloads, each spread over the run's cgroups: a stress-ng fork
+//! storm, hackbench repeated until the time is up, and our own churn of
+//! short-lived tasks (see churn.rs). Their output goes to workload.log,
+//! prefixed by cgroup; their figure of merit is parsed from it.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cgroup::{self, Cgroups, Leaf};
+use crate::config::Workloads;
+use crate::names::WorkloadKind;
+
+/// The workload's figure of merit, as run.json records it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Metric {
+    pub name: &'static str,
+    pub value: Option<f64>,
+    pub higher_is_better: bool,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub metric: Metric,
+    /// why the workload did not do its job, if it did not
+    pub error: Option<String>,
+}
+
+/// What one cgroup's runner reports back.
+#[derive(Debug, Default)]
+struct Part {
+    values: Vec<f64>,
+    errors: Vec<String>,
+}
+
+type Log = Arc<Mutex<File>>;
+
+fn log_line(log: &Log, prefix: &str, line: &str) {
+    if let Ok(mut f) = log.lock() {
+        let _ = writeln!(f, "[{prefix}] {line}");
+        let _ = f.flush();
+    }
+}
+
+/// Run `cmd` in `leaf` until it exits, teeing stdout+stderr into the log.
+/// `pid` holds the child's pid (= its process group) while it runs so
+/// `stop` can signal the whole tree.
+fn run_child(cmd: &mut Command, leaf: &Leaf, log: &Log, pid: &AtomicI32) -> Result<(i32, String)> {
+    // one pipe for both streams keeps their lines in order
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("pipe: {}", std::io::Error::last_os_error());
+    }
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    cmd.stdin(Stdio::null()).stdout(Stdio::from(wr.try_clone()?)).stderr(Stdio::from(wr));
+    let mut child = cgroup::spawn_into(cmd, leaf)?;
+    // the Command holds the write ends: drop them or we never see EOF
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    pid.store(child.id() as i32, Ordering::SeqCst);
+
+    let mut out = String::new();
+    for line in BufReader::new(File::from(rd)).lines() {
+        let Ok(line) = line else { break };
+        log_line(log, &leaf.name, &line);
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let status = child.wait()?;
+    pid.store(0, Ordering::SeqCst);
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Ok((code, out))
+}
+
+pub struct Running {
+    kind: WorkloadKind,
+    stop: Arc<AtomicBool>,
+    pids: Vec<Arc<AtomicI32>>,
+    threads: Vec<JoinHandle<Part>>,
+    deadline: Instant,
+}
+
+/// `share` of `total` for part `i` of `n`, at least 1 each.
+fn split(total: u32, i: usize, n: usize) -> u32 {
+    let n = n.max(1) as u32;
+    let base = total / n;
+    let extra = if (i as u32) < total % n { 1 } else { 0 };
+    (base + extra).max(1)
+}
+
+fn secs(d: f64, run: Duration) -> Duration {
+    if d > 0.0 {
+        Duration::from_secs_f64(d).min(run)
+    } else {
+        run
+    }
+}
+
+pub fn start(
+    kind: WorkloadKind,
+    cfg: &Workloads,
+    cgroups: &Cgroups,
+    run_duration: Duration,
+    log_path: &std::path::Path,
+) -> Result<Running> {
+    let log: Log = Arc::new(Mutex::new(
+        File::create(log_path).with_context(|| format!("creating {}", log_path.display()))?,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let n = cgroups.leaves.len();
+    let duration = match kind {
+        WorkloadKind::StressNg => secs(cfg.stress_ng.duration_s, run_duration),
+        WorkloadKind::Hackbench => run_duration,
+        WorkloadKind::CustomChurn => secs(cfg.churn.duration_s, run_duration),
+    };
+    let deadline = Instant::now() + duration;
+    let mut pids = Vec::new();
+    let mut threads = Vec::new();
+
+    for (i, leaf) in cgroups.leaves.iter().enumerate() {
+        let leaf = Leaf { name: leaf.name.clone(), path: leaf.path.clone(), weight: leaf.weight };
+        let (log, stop, pid) = (log.clone(), stop.clone(), Arc::new(AtomicI32::new(0)));
+        pids.push(pid.clone());
+        let cfg = cfg.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("workload-{}", leaf.name))
+            .spawn(move || match kind {
+                WorkloadKind::StressNg => {
+                    let mut cmd = Command::new("stress-ng");
+                    cmd.arg("--fork")
+                        .arg(split(cfg.stress_ng.processes, i, n).to_string())
+                        .arg("--timeout")
+                        .arg(format!("{}s", duration.as_secs().max(1)))
+                        .arg("--metrics-brief");
+                    one_shot(&mut cmd, &leaf, &log, &pid, parse_stress_ng)
+                }
+                WorkloadKind::CustomChurn => {
+                    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+                    let mut cmd = Command::new(exe);
+                    cmd.arg("churn-worker")
+                        .arg("--burst")
+                        .arg(split(cfg.churn.burst, i, n).to_string())
+                        .arg("--rate-hz")
+                        .arg(cfg.churn.rate_hz.to_string())
+                        .arg("--task-us")
+                        .arg(cfg.churn.task_us.to_string())
+                        .arg("--duration")
+                        .arg(format!("{:.3}", duration.as_secs_f64()));
+                    one_shot(&mut cmd, &leaf, &log, &pid, parse_churn)
+                }
+                WorkloadKind::Hackbench => hackbench_loop(&cfg, &leaf, &log, &pid, &stop, deadline),
+            })?;
+        threads.push(t);
+    }
+    Ok(Running { kind, stop, pids, threads, deadline })
+}
+
+fn one_shot(
+    cmd: &mut Command,
+    leaf: &Leaf,
+    log: &Log,
+    pid: &AtomicI32,
+    parse: fn(&str) -> Option<f64>,
+) -> Part {
+    let mut part = Part::default();
+    match run_child(cmd, leaf, log, pid) {
+        Ok((code, out)) => {
+            match parse(&out) {
+                Some(v) => part.values.push(v),
+                None => part.errors.push(format!("{}: no result in its output", leaf.name)),
+            }
+            if code != 0 {
+                part.errors.push(format!("{}: exited with status {code}", leaf.name));
+            }
+        }
+        Err(e) => part.errors.push(format!("{}: {e:#}", leaf.name)),
+    }
+    part
+}
+
+fn hackbench_loop(
+    cfg: &Workloads,
+    leaf: &Leaf,
+    log: &Log,
+    pid: &AtomicI32,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> Part {
+    let h = &cfg.hackbench;
+    let mut part = Part::default();
+    let mut runs = 0;
+    while !stop.load(Ordering::SeqCst)
+        && Instant::now() < deadline
+        && (h.max_runs == 0 || runs < h.max_runs)
+    {
+        let mut cmd = Command::new("hackbench");
+        cmd.args(["-g", &h.groups.to_string(), "-l", &h.loops.to_string(), "-f", &h.fds.to_string()]);
+        if h.threads {
+            cmd.arg("-T");
+        }
+        match run_child(&mut cmd, leaf, log, pid) {
+            Ok((0, out)) => match parse_hackbench(&out) {
+                Some(t) => part.values.push(t),
+                None => part.errors.push(format!("{}: hackbench printed no Time:", leaf.name)),
+            },
+            // killed by stop(): not a failure of the workload
+            Ok(_) if stop.load(Ordering::SeqCst) => break,
+            Ok((code, _)) => {
+                part.errors.push(format!("{}: hackbench exited with status {code}", leaf.name));
+                break;
+            }
+            Err(e) => {
+                part.errors.push(format!("{}: {e:#}", leaf.name));
+                break;
+            }
+        }
+        runs += 1;
+    }
+    part
+}
+
+impl Running {
+    /// All runners are done by themselves.
+    pub fn finished(&self) -> bool {
+        self.threads.iter().all(|t| t.is_finished())
+    }
+
+    /// Let the workload end by itself for up to `grace` past its deadline,
+    /// then SIGTERM its process groups, then SIGKILL; collect the result.
+    /// Stopping well before the deadline (the scheduler died, a signal)
+    /// skips the grace period.
+    pub fn stop(self, grace: Duration) -> Outcome {
+        let now = Instant::now();
+        let until = if now + Duration::from_secs(1) >= self.deadline { self.deadline.max(now) + grace } else { now };
+        // no new hackbench round from here on
+        self.stop.store(true, Ordering::SeqCst);
+        while Instant::now() < until && !self.finished() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        for (sig, wait) in [(libc::SIGTERM, 2000), (libc::SIGKILL, 3000)] {
+            if self.finished() {
+                break;
+            }
+            for p in &self.pids {
+                let pid = p.load(Ordering::SeqCst);
+                if pid > 0 {
+                    unsafe { libc::kill(-pid, sig) };
+                }
+            }
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(wait) && !self.finished() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let mut values = Vec::new();
+        let mut errors = Vec::new();
+        for t in self.threads {
+            match t.join() {
+                Ok(p) => {
+                    values.extend(p.values);
+                    errors.extend(p.errors);
+                }
+                Err(_) => errors.push("a workload thread panicked".into()),
+            }
+        }
+        summarize(self.kind, &values, errors)
+    }
+}
+
+/// Combine per-cgroup results into the run's metric: throughputs add up
+/// (stress-ng, churn), hackbench times are averaged over all runs.
+fn summarize(kind: WorkloadKind, values: &[f64], errors: Vec<String>) -> Outcome {
+    let (name, higher, value) = match kind {
+        WorkloadKind::StressNg => ("stressng_bogo_ops_s", true, sum(values)),
+        WorkloadKind::CustomChurn => ("churn_tasks_per_s", true, sum(values)),
+        WorkloadKind::Hackbench => (
+            "hackbench_time_s",
+            false,
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64),
+        ),
+    };
+    let mut error = (!errors.is_empty()).then(|| errors.join("; "));
+    if value.is_none() && error.is_none() {
+        error = Some("the workload produced no result".into());
+    }
+    Outcome { metric: Metric { name, value, higher_is_better: higher }, error }
+}
+
+fn sum(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum())
+}
+
+/// bogo ops/s (real time) of the fork stressor from `--metrics-brief`:
+/// `stress-ng: metrc: [411] fork  30318  10.00  2.23  13.61  3031.68  1913.98`
+/// (older versions say `info:` instead of `metrc:`).
+pub fn parse_stress_ng(out: &str) -> Option<f64> {
+    out.lines().find_map(|l| {
+        let after = l.split_once(']')?.1;
+        let mut tok = after.split_whitespace();
+        if tok.next()? != "fork" {
+            return None;
+        }
+        let nums: Vec<f64> = tok.map_while(|t| t.parse().ok()).collect();
+        // bogo ops, real, usr, sys, bogo ops/s (real time), ...
+        (nums.len() >= 5).then(|| nums[4])
+    })
+}
+
+/// `Time: 0.421` -> 0.421
+pub fn parse_hackbench(out: &str) -> Option<f64> {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("Time:").and_then(|v| v.trim().parse().ok()))
+}
+
+/// The churn worker's last line: `churn-worker: spawned 600 failed 0 elapsed 10.002 rate 59.99`
+pub fn parse_churn(out: &str) -> Option<f64> {
+    out.lines().rev().find_map(|l| {
+        let rest = l.strip_prefix("churn-worker:")?;
+        let tok: Vec<&str> = rest.split_whitespace().collect();
+        let pos = tok.iter().position(|t| *t == "rate")?;
+        tok.get(pos + 1)?.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stress_ng_new_and_old_formats() {
+        let new = "stress-ng: info:  [411] setting to a 10 secs run per stressor\n\
+stress-ng: info:  [411] dispatching hogs: 4 fork\n\
+stress-ng: metrc: [411] stressor       bogo ops real time  usr time  sys time   bogo ops/s     bogo ops/s\n\
+stress-ng: metrc: [411]                           (secs)    (secs)    (secs)   (real time) (usr+sys time)\n\
+stress-ng: metrc: [411] fork              30318     10.00      2.23     13.61      3031.68        1913.98\n\
+stress-ng: info:  [411] successful run completed in 10.01 secs\n";
+        assert_eq!(parse_stress_ng(new), Some(3031.68));
+        let old = "stress-ng: info:  [99] fork 1200 10.01 0.50 3.00 119.88 342.86\n";
+        assert_eq!(parse_stress_ng(old), Some(119.88));
+        assert_eq!(parse_stress_ng("stress-ng: info: [1] dispatching hogs: 4 fork\n"), None);
+        assert_eq!(parse_stress_ng(""), None);
+    }
+
+    #[test]
+    fn hackbench_time() {
+        let out = "Running in process mode with 4 groups using 40 file descriptors each (== 160 tasks)\n\
+Each sender will pass 100 messages of 100 bytes\nTime: 0.421\n";
+        assert_eq!(parse_hackbench(out), Some(0.421));
+        assert_eq!(parse_hackbench("Time: oops\n"), None);
+    }
+
+    #[test]
+    fn churn_summary() {
+        let out = "churn-worker: starting\nchurn-worker: spawned 600 failed 0 elapsed 10.002 rate 59.99\n";
+        assert_eq!(parse_churn(out), Some(59.99));
+        assert_eq!(parse_churn("nothing"), None);
+    }
+
+    #[test]
+    fn split_spreads_and_never_gives_zero() {
+        assert_eq!((0..3).map(|i| split(4, i, 3)).collect::<Vec<_>>(), vec![2, 1, 1]);
+        assert_eq!((0..3).map(|i| split(32, i, 3)).sum::<u32>(), 32);
+        assert_eq!(split(1, 2, 3), 1);
+        assert_eq!(split(5, 0, 0), 5);
+    }
+
+    #[test]
+    fn summaries() {
+        let o = summarize(WorkloadKind::Hackbench, &[1.0, 2.0, 3.0], vec![]);
+        assert_eq!(o.metric.value, Some(2.0));
+        assert!(!o.metric.higher_is_better);
+        assert!(o.error.is_none());
+        let o = summarize(WorkloadKind::StressNg, &[10.0, 5.5], vec![]);
+        assert_eq!(o.metric.value, Some(15.5));
+        assert_eq!(o.metric.name, "stressng_bogo_ops_s");
+        let o = summarize(WorkloadKind::CustomChurn, &[], vec![]);
+        assert_eq!(o.metric.value, None);
+        assert!(o.error.is_some());
+    }
+}

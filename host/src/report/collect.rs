@@ -253,3 +253,60 @@ pub fn group(gd: &GroupDir) -> Result<GroupSummary> {
         notes: parts.notes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::runinfo::WorkloadMetric;
+
+    fn run(i: u32, status: &str, metric: Option<(&str, f64)>) -> RunSummary {
+        RunSummary {
+            iteration: i,
+            status: status.into(),
+            failure: None,
+            exit_kind: None,
+            exit_reason: None,
+            csv_truncated_line: None,
+            stats: SeriesStats::default(),
+            workload_metric: metric.map(|(n, v)| WorkloadMetric { name: n.into(), value: Some(v), higher_is_better: true }),
+            splats: 0,
+            series: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn throughput_skips_failed_runs_and_other_metrics() {
+        let runs = vec![
+            run(1, "ok", Some(("bogo_ops_per_s", 100.0))),
+            run(2, "failed", Some(("bogo_ops_per_s", 1.0))),
+            run(3, "ok", Some(("other", 5.0))),
+            run(4, "ok", Some(("bogo_ops_per_s", 110.0))),
+            run(5, "ok", None),
+        ];
+        let t = throughput(&runs).unwrap();
+        assert_eq!((t.metric.as_str(), t.estimate.n, t.estimate.mean), ("bogo_ops_per_s", 2, 105.0));
+        assert!(throughput(&[run(1, "ok", None)]).is_none());
+    }
+
+    #[test]
+    fn empty_variant_aggregates_to_nulls() {
+        let v = aggregate("test", 0, vec![run(1, "failed", None)]);
+        assert_eq!((v.samples, v.map_entries_max, v.map_entries_mean), (0, None, None));
+        assert!(v.slope_per_s.is_none() && v.throughput.is_none());
+        assert_eq!(v.eviction_cost.evictions_per_scan, None);
+    }
+
+    #[test]
+    fn throughput_change_direction() {
+        let mk = |name: &str, xs: &[f64]| {
+            let runs = xs.iter().enumerate().map(|(i, x)| run(i as u32 + 1, "ok", Some(("ops", *x)))).collect();
+            aggregate(name, xs.len(), runs)
+        };
+        let vs = vec![mk("control", &[100.0, 101.0, 99.0]), mk("test", &[90.0, 91.0, 89.0])];
+        let ch = throughput_changes(&vs);
+        assert_eq!(ch.len(), 1);
+        assert!((ch[0].relative_change + 0.1).abs() < 1e-12);
+        assert_eq!(ch[0].assessment, "worse", "fewer ops/s with higher_is_better");
+        assert!(throughput_changes(&vs[1..]).is_empty(), "no control, no change");
+    }
+}

@@ -228,3 +228,107 @@ pub fn evaluate(variants: &[VariantSummary], splats: &[Splat], logs_scanned: usi
     out.push(no_kernel_splat(splats, logs_scanned));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::collect::aggregate;
+    use crate::report::runstats::{tests::sample, SeriesStats};
+
+    fn run(iteration: u32, levels: &[u64], evictions: u64) -> RunSummary {
+        let series: Vec<_> = levels.iter().enumerate().map(|(i, &e)| sample(2.0 * i as f64, e, evictions)).collect();
+        RunSummary {
+            iteration,
+            status: "ok".into(),
+            failure: None,
+            exit_kind: Some("UNREG_USER".into()),
+            exit_reason: None,
+            csv_truncated_line: None,
+            stats: SeriesStats::of(&series),
+            workload_metric: None,
+            splats: 0,
+            series,
+        }
+    }
+
+    fn variant(name: &str, runs: Vec<RunSummary>) -> VariantSummary {
+        aggregate(name, runs.len(), runs)
+    }
+
+    const GROWING: [u64; 6] = [100, 200, 300, 400, 500, 600];
+
+    #[test]
+    fn growth_needs_a_rising_late_window() {
+        let c = variant("control", vec![run(1, &GROWING, 0)]);
+        assert_eq!(control_grows(Some(&c)).status, Status::Pass);
+        // Rose early, then flat: the late window does not grow.
+        let c = variant("control", vec![run(1, &GROWING, 0), run(2, &[100, 500, 600, 600, 602, 604], 0)]);
+        let k = control_grows(Some(&c));
+        assert_eq!(k.status, Status::Fail);
+        assert!(k.reason.starts_with("1 of 2 runs do not grow; run2: late-window rise "), "{}", k.reason);
+        assert_eq!(control_grows(None).status, Status::Skip);
+        let short = variant("control", vec![run(1, &[1, 2], 0)]);
+        assert_eq!(control_grows(Some(&short)).status, Status::Skip);
+    }
+
+    #[test]
+    fn plateau_by_level_or_by_control() {
+        let c = variant("control", vec![run(1, &GROWING, 0)]); // late slope 50/s
+        // Flat: passes by level.
+        let t = variant("test", vec![run(1, &[100, 300, 400, 402, 398, 400], 5)]);
+        assert_eq!(plateaus(Some(&t), "test", Some(&c)).status, Status::Pass);
+        // Small level, noisy: rise 2 x 4 s = 8 on level 10 fails the level rule,
+        // but 2 entries/s is 4% of control's 50: passes by the control rule.
+        let t = variant("test", vec![run(1, &[0, 10, 10, 6, 10, 14], 5)]);
+        assert_eq!(plateaus(Some(&t), "test", Some(&c)).status, Status::Pass);
+        assert_eq!(plateaus(Some(&t), "test", None).status, Status::Fail);
+        // Growing at 40% of control: fails both.
+        let t = variant("test", vec![run(1, &[100, 140, 180, 220, 260, 300], 5)]);
+        let k = plateaus(Some(&t), "test", Some(&c));
+        assert_eq!(k.status, Status::Fail);
+        assert!(k.reason.contains("late slope 20 entries/s is 40% of control's 50"), "{}", k.reason);
+        assert_eq!(k.name, "test_plateaus");
+        assert_eq!(plateaus(None, "bpfscan", Some(&c)).name, "bpfscan_plateaus");
+    }
+
+    #[test]
+    fn evictions_and_maxima() {
+        let c = variant("control", vec![run(1, &GROWING, 0)]);
+        let t = variant("test", vec![run(1, &[100, 150, 150, 150, 150, 150], 0)]);
+        assert_eq!(evictions_positive(Some(&t), "test").status, Status::Fail);
+        let t = variant("test", vec![run(1, &[100, 150, 150, 150, 150, 150], 7)]);
+        assert_eq!(evictions_positive(Some(&t), "test").status, Status::Pass);
+        assert_eq!(max_below_control(Some(&t), "test", Some(&c)).status, Status::Pass);
+        let k = max_below_control(Some(&c), "test", Some(&c));
+        assert_eq!((k.status, k.reason.as_str()), (Status::Fail, "test max 600 >= control max 600 entries"));
+        assert_eq!(max_below_control(None, "test", Some(&c)).status, Status::Skip);
+    }
+
+    #[test]
+    fn scheduler_errors() {
+        let mut ok = run(1, &GROWING, 0);
+        let v = |r: RunSummary| vec![variant("test", vec![r])];
+        assert_eq!(no_scheduler_error(&v(ok.clone())).status, Status::Pass);
+        ok.exit_kind = Some("ERROR_BPF".into());
+        ok.exit_reason = Some("invalid DSQ ID 0x1234".into());
+        let k = no_scheduler_error(&v(ok.clone()));
+        assert_eq!(k.reason, "1 problem(s); first: test/run1 exit ERROR_BPF: invalid DSQ ID 0x1234");
+        ok.exit_kind = None;
+        ok.stats.disabled_at_s = Some(12.0);
+        assert!(no_scheduler_error(&v(ok.clone())).reason.contains("sched_state disabled at 12 s"));
+        ok.status = "unknown".into();
+        ok.stats.disabled_at_s = None;
+        assert_eq!(no_scheduler_error(&v(ok)).status, Status::Skip);
+    }
+
+    #[test]
+    fn bpfscan_rows_only_when_present() {
+        let c = variant("control", vec![run(1, &GROWING, 0)]);
+        let names = |vs: &[VariantSummary]| evaluate(vs, &[], 1).into_iter().map(|k| k.name).collect::<Vec<_>>();
+        assert_eq!(names(std::slice::from_ref(&c)).len(), 6);
+        let b = variant("bpfscan", vec![run(1, &[100, 150, 150, 150, 150, 150], 3)]);
+        let n = names(&[c, b]);
+        assert_eq!(n.len(), 9);
+        assert!(n.contains(&"bpfscan_max_below_control_max".to_string()));
+    }
+}

@@ -215,3 +215,37 @@ pub fn report_html(s: &Summary) -> String {
     out.push_str("</body></html>\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::summary::Criterion;
+
+    #[test]
+    fn page_is_self_contained_and_has_all_plots() {
+        let g = GroupSummary {
+            path: ".".into(),
+            scheduler: "scx_simple".into(),
+            workload: "hackbench".into(),
+            kernel: None,
+            accel: vec!["kvm".into()],
+            reset: vec!["overlay".into()],
+            variants: vec![],
+            throughput_changes: vec![],
+            criteria: vec![Criterion { name: "control_grows".into(), variant: None, status: Status::Skip, reason: "no control runs".into() }],
+            splats: vec![],
+            notes: vec![],
+        };
+        let html = report_html(&Summary::new(vec![g]));
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("default-src 'none'"));
+        for bad in ["<script", "http://", "https://", "<link", "@import"] {
+            let hits: Vec<_> = html.match_indices(bad).map(|(i, _)| &html[i.saturating_sub(20)..i + 30]).collect();
+            // The only URL allowed is the SVG namespace.
+            assert!(hits.iter().all(|h| h.contains("www.w3.org/2000/svg")), "{bad}: {hits:?}");
+        }
+        assert_eq!(html.matches("<svg").count(), 4);
+        assert!(html.contains(r#"<td class="skip">SKIP</td>"#));
+        assert!(html.contains("no samples"));
+    }
+}

@@ -287,3 +287,30 @@ impl Summary {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crit(status: Status) -> Criterion {
+        Criterion { name: "x".into(), variant: None, status, reason: String::new() }
+    }
+
+    #[test]
+    fn verdict_rules() {
+        let v = |s: &[Status]| Counts::of(&s.iter().map(|x| crit(*x)).collect::<Vec<_>>()).verdict();
+        assert_eq!(v(&[Status::Pass, Status::Skip]), Status::Pass);
+        assert_eq!(v(&[Status::Pass, Status::Fail]), Status::Fail);
+        assert_eq!(v(&[Status::Skip, Status::Skip]), Status::Skip);
+        assert_eq!(v(&[]), Status::Skip);
+        let s = Summary::new(vec![]);
+        assert!(!s.all_pass());
+        assert_eq!(s.exit_code(), crate::exit::CRITERION_FAILED);
+    }
+
+    #[test]
+    fn status_serializes_uppercase() {
+        assert_eq!(serde_json::to_string(&Status::Pass).unwrap(), "\"PASS\"");
+        assert_eq!(serde_json::from_str::<Status>("\"SKIP\"").unwrap(), Status::Skip);
+    }
+}

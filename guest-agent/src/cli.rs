@@ -35,6 +35,9 @@ pub enum Cmd {
     Reset,
     /// Show the schedulers, variants and workloads, and what this kernel offers
     Info(InfoCli),
+    /// Load and unload one build repeatedly; fail on an error exit, a cycle
+    /// in which no task ran under it, or a kernel splat
+    Cycle(CycleCli),
     /// (internal) the custom-churn workload's process
     #[command(hide = true)]
     ChurnWorker(ChurnCli),
@@ -133,6 +136,21 @@ pub struct WatchCli {
     /// CSV file to write (same columns as run.csv)
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CycleCli {
+    #[arg(long)]
+    pub sched: String,
+    #[arg(long)]
+    pub variant: String,
+    #[arg(long, default_value_t = 20)]
+    pub count: u32,
+    /// seconds to keep each load attached
+    #[arg(long, default_value_t = 0.2)]
+    pub hold: f64,
+    #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
+    pub kernel_btf: PathBuf,
 }
 
 #[derive(Args)]

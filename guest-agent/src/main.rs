@@ -6,6 +6,7 @@ mod churn;
 mod cli;
 mod config;
 mod csv;
+mod cycle;
 mod exit;
 mod kmsg;
 mod maps;
@@ -61,6 +62,12 @@ fn main() {
         })(),
         Cmd::Reset => reset::reset(),
         Cmd::Info(i) => info(&i.kernel_btf),
+        Cmd::Cycle(c) => (|| {
+            let s = names::Sched::parse(&c.sched)?;
+            let v = names::Variant::parse(&c.variant)?;
+            let hold = cli::seconds("hold", c.hold)?;
+            cycle::cycle(s, v, c.count, hold, &config::Cleanup::default(), &c.kernel_btf)
+        })(),
         Cmd::ChurnWorker(c) => cli::seconds("duration", c.duration)
             .and_then(|d| churn::worker(c.burst, c.rate_hz, c.task_us, d))
             .map(|_| exit::OK),

@@ -42,6 +42,7 @@ pub struct RunArgs {
 struct BodyResult {
     samples: u64,
     max_entries: u64,
+    max_sample_ms: f64,
     outcome: workload::Outcome,
     failure: Option<String>,
 }
@@ -73,6 +74,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         counters: None,
         samples: 0,
         max_map_entries: 0,
+        max_sample_ms: 0.0,
         trace_lines: 0,
         workload_error: None,
         config: a.config.clone(),
@@ -119,6 +121,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         Ok(b) => {
             info.samples = b.samples;
             info.max_map_entries = b.max_entries;
+            info.max_sample_ms = b.max_sample_ms;
             if let Some(f) = b.failure {
                 info.fail(f);
             }
@@ -175,9 +178,11 @@ fn body(a: &RunArgs, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Result<B
     let mut sampler = Sampler::new();
     let mut samples = 0u64;
     let mut max_entries = 0u64;
+    let mut max_sample_ms = 0f64;
     let mut failure = None;
 
     let mut take = |s: &dyn Running, csv: &mut CsvWriter| -> Result<()> {
+        let t = Instant::now();
         let map = MapSource { fd: s.tracked_map(), key_size: mi.key_size, value_size: mi.value_size };
         let (row, err) = sampler.sample(t0.elapsed().as_secs_f64(), Some(&map), &s.counters());
         if let Some(e) = err {
@@ -186,6 +191,7 @@ fn body(a: &RunArgs, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Result<B
         max_entries = max_entries.max(row.map_entries);
         csv.write(&row).context("writing run.csv")?;
         samples += 1;
+        max_sample_ms = max_sample_ms.max(t.elapsed().as_secs_f64() * 1e3);
         Ok(())
     };
 
@@ -210,7 +216,15 @@ fn body(a: &RunArgs, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Result<B
         }
         let st = sched::state();
         if st != "enabled" {
-            failure = Some(format!("sched_ext state became `{st}` during the run"));
+            // the exit record usually follows within moments and says more
+            let end = Instant::now() + Duration::from_secs(2);
+            while s.exit_info().is_none() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            failure = Some(match s.exit_info() {
+                Some(e) => format!("scheduler exited during the run ({}): {}", e.kind_name(), e.describe()),
+                None => format!("sched_ext state became `{st}` during the run"),
+            });
             break;
         }
         if t0.elapsed() + Duration::from_millis(1) >= a.duration {
@@ -230,5 +244,5 @@ fn body(a: &RunArgs, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Result<B
         }
     }
     let outcome = wl.stop(Duration::from_secs(5));
-    Ok(BodyResult { samples, max_entries, outcome, failure })
+    Ok(BodyResult { samples, max_entries, max_sample_ms, outcome, failure })
 }

@@ -31,6 +31,8 @@ pub struct RunInfo {
     pub counters: Option<Counters>,
     pub samples: u64,
     pub max_map_entries: u64,
+    /// the slowest sample (map walk included), milliseconds
+    pub max_sample_ms: f64,
     pub trace_lines: u64,
     pub workload_error: Option<String>,
     pub config: Config,

@@ -21,7 +21,11 @@ stage "guest kernel (cold build ~9 min on 2 cores; cached afterwards)"
 stage "guest image"
 ./target/debug/scx-vmctl image build
 
-stage "tests"
+stage "guest agent unit tests (built against the guest kernel's BTF)"
+SCX_VMLINUX_H="$(dirname "$(./target/debug/scx-vmctl kernel path)")/vmlinux.h" \
+	cargo test --locked -p scx-guest-agent
+
+stage "tests (real QEMU guests)"
 cargo test --locked -p scx-vmctl -- --test-threads=2
 
 stage "done"

@@ -207,19 +207,19 @@ pub struct ExperimentArgs {
     /// Workload: stress-ng, hackbench, custom-churn, or all
     pub workload: Option<String>,
     /// Seconds per run (the original scripts' third argument)
-    #[arg(value_name = "DURATION")]
+    #[arg(value_name = "DURATION", allow_negative_numbers = true)]
     pub duration_pos: Option<f64>,
     /// Iterations (the original scripts' fourth argument)
     #[arg(value_name = "ITERATIONS")]
     pub iterations_pos: Option<u32>,
     /// Seconds per run (default from config: 60)
-    #[arg(long, conflicts_with = "duration_pos")]
+    #[arg(long, conflicts_with = "duration_pos", allow_negative_numbers = true)]
     pub duration: Option<f64>,
     /// Iterations; control and test alternate within each (default: 3)
     #[arg(long, conflicts_with = "iterations_pos")]
     pub iterations: Option<u32>,
     /// Sampling interval in seconds (default: 2)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub interval: Option<f64>,
     /// Variants to run, comma-separated: control,test[,bpfscan]
     #[arg(long, value_delimiter = ',')]

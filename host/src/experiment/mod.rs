@@ -468,7 +468,9 @@ impl Runner {
                 return self.failed_early(run, dir, started, t0, boot_s, &why).await;
             }
         }
-        let serial_offset = std::fs::metadata(&serial_path).map(|m| m.len()).unwrap_or(0);
+        // A VM booted for this run keeps its whole console (the boot is part of
+        // the run); a reused one keeps only what this run added.
+        let serial_offset = if boot_s > 0.0 { 0 } else { std::fs::metadata(&serial_path).map(|m| m.len()).unwrap_or(0) };
         guest_run::start_detached(&ssh, &self.agent_argv(run)).await?;
         let setup_s = setup_t.elapsed().as_secs_f64();
 

@@ -1,0 +1,102 @@
+//! `scx-vmctl experiment` for real: a short control vs test experiment in TCG
+//! guests, judged from the files it pulled; then the refusals and --resume.
+
+mod common;
+use common::*;
+
+fn group(out: &std::path::Path) -> std::path::PathBuf {
+    out.join("scx_simple/custom-churn")
+}
+
+#[test]
+fn short_experiment_then_refusal_then_resume() {
+    let env = Env::new();
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("res");
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/quick-tcg.yaml");
+    let args = ["experiment", "scx_simple", "custom-churn", "20", "1", "--config", cfg, "--out", out.to_str().unwrap()];
+    let o = env.run(&args);
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("verdict: PASS"), "{text}");
+
+    let g = group(&out);
+    for v in ["control", "test"] {
+        for f in ["run1.csv", "run1.json", "run1.dmesg.log", "run1.serial.log", "run1.workload.log", "run1.trace.log"] {
+            assert!(g.join(v).join(f).exists(), "{v}/{f} missing");
+        }
+        let csv = std::fs::read_to_string(g.join(v).join("run1.csv")).unwrap();
+        assert!(csv.starts_with("elapsed_s,map_entries,map_bytes,mem_free_kb,sunreclaim_kb,evictions,scans,scan_timeouts,scan_max_ns,sched_state,nr_tasks\n"));
+        assert!(csv.lines().count() >= 8, "20 s at 2 s: {csv}");
+        let run: serde_json::Value = serde_json::from_slice(&std::fs::read(g.join(v).join("run1.json")).unwrap()).unwrap();
+        assert_eq!(run["status"], "ok");
+        assert_eq!(run["accel"], "tcg,thread=single");
+        assert_eq!(run["reset"], "overlay");
+        assert_eq!(run["iteration"], 1);
+        // the console of the run's own boot is kept
+        let serial = std::fs::read_to_string(g.join(v).join("run1.serial.log")).unwrap();
+        assert!(serial.contains("Linux version"), "{serial}");
+    }
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(g.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["status"], "complete");
+    assert_eq!(m["accel"], "tcg,thread=single");
+    assert!(m["kernel"]["has_helper"].as_bool().unwrap());
+    assert_eq!(m["runs"].as_array().unwrap().len(), 2);
+    assert!(m["runs"][0]["boot_s"].as_f64().unwrap() > 0.0);
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(g.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["verdict"], "PASS");
+    assert!(g.join("report.html").exists() && g.join("junit.xml").exists());
+    // The experiment's VMs are gone.
+    let left: Vec<_> = std::fs::read_dir(env.state.path().join("vms")).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(left.is_empty(), "VM run directories left: {left:?}");
+
+    // Results already there: refused without --resume or --force, nothing touched.
+    let before = std::fs::read(g.join("control/run1.csv")).unwrap();
+    let o = env.run(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already holds results") && stderr(&o).contains("--resume"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(g.join("control/run1.csv")).unwrap(), before);
+
+    // --resume: every run is finished, so none is redone.
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let o = env.run(&resume);
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert_eq!(text.matches("done before, skipped").count(), 2, "{text}");
+    assert_eq!(std::fs::read(g.join("control/run1.csv")).unwrap(), before);
+}
+
+#[test]
+fn bad_experiment_input_is_one_line_and_exit_2() {
+    let env = Env::new();
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("r");
+    let o_ = out.to_str().unwrap();
+    let yaml_bad = t.path().join("bad.yaml");
+    std::fs::write(&yaml_bad, "experiment:\n  duration_s: 10\n  itrations: 2\n").unwrap();
+    let yaml_broken = t.path().join("broken.yaml");
+    std::fs::write(&yaml_broken, "experiment:\n  duration_s: [10\n").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["experiment", "scx_rusty", "hackbench", "--out", o_], "valid: scx_simple, scx_cfsish, scx_flatcg, scx_nest"),
+        (vec!["experiment", "scx_simple", "fio", "--out", o_], "valid: stress-ng, hackbench, custom-churn"),
+        (vec!["experiment", "scx_simple", "hackbench", "0", "--out", o_], "duration_s must be > 0"),
+        (vec!["experiment", "scx_simple", "hackbench", "--duration", "-5", "--out", o_], "duration_s must be > 0"),
+        (vec!["experiment", "scx_simple", "hackbench", "10", "0", "--out", o_], "iterations must be at least 1"),
+        (vec!["experiment", "scx_simple", "hackbench", "4", "--interval", "5", "--out", o_], "longer than experiment.duration_s"),
+        (vec!["experiment", "scx_simple", "hackbench", "--variants", "control,tset", "--out", o_], "unknown variant `tset`"),
+        (vec!["experiment", "scx_simple", "hackbench", "--config", yaml_bad.to_str().unwrap(), "--out", o_], "bad.yaml:3: unknown key `experiment.itrations`"),
+        (vec!["experiment", "scx_simple", "hackbench", "--config", yaml_broken.to_str().unwrap(), "--out", o_], "broken.yaml:"),
+        (vec!["experiment", "scx_simple", "hackbench", "--out", "/etc/hostname/results"], "cannot be created"),
+        (vec!["experiment", "scx_simple", "hackbench", "--shard", "3/2", "--out", o_], "--shard 3/2"),
+        (vec!["experiment", "scx_simple", "hackbench", "--reset", "reboot", "--out", o_], "unknown reset mode"),
+    ];
+    for (args, want) in cases {
+        let o = env.run(&args);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains(want), "{args:?}: want {want:?} in {e}");
+        assert_eq!(e.trim().lines().count(), 1, "{args:?}: one line: {e}");
+    }
+    assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(), "nothing written on bad input");
+}

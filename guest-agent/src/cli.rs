@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Cmd {
     /// Load a scheduler, run a workload under it, sample, unload; write the
     /// result files (run.csv, run.json, dmesg.log, trace.log, workload.log)
-    Run(RunCli),
+    Run(Box<RunCli>),
     /// Sample a BPF map of a scheduler we did not load, found by name
     Watch(WatchCli),
     /// Unload schedulers, kill workload leftovers, clear logs and caches,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub workloads: Workloads,
@@ -75,12 +75,6 @@ pub struct Cleanup {
     pub timeout_us: u64,
     /// entries not seen for longer than this are evicted
     pub max_age_ms: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config { workloads: Workloads::default(), cleanup: Cleanup::default() }
-    }
 }
 
 impl Default for Workloads {

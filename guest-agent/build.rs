@@ -37,6 +37,12 @@ fn programs() -> Vec<Program> {
             });
         }
     }
+    // The helper's selftest (scx-guest-agent selftest).
+    progs.push(Program {
+        source: "selftest/map_scan.bpf.c".into(),
+        name: "map_scan".into(),
+        defines: Vec::new(),
+    });
     progs
 }
 

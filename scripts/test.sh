@@ -21,6 +21,9 @@ stage "guest kernel (cold build ~9 min on 2 cores; cached afterwards)"
 stage "guest image"
 ./target/debug/scx-vmctl image build
 
+stage "guest agent and its BPF schedulers, built against the guest kernel's BTF"
+./target/debug/scx-vmctl agent build
+
 stage "guest agent unit tests (built against the guest kernel's BTF)"
 SCX_VMLINUX_H="$(dirname "$(./target/debug/scx-vmctl kernel path)")/vmlinux.h" \
 	cargo test --locked -p scx-guest-agent

@@ -133,12 +133,12 @@ static __always_inline bool cleanup_slot_claim(u64 now)
 #if SCX_VARIANT == SCX_VARIANT_TEST
 
 /*
- * The kernel declares the map as `void *map__map` (the __map suffix makes
- * the verifier accept &some_map). Declared as `struct bpf_map *` here,
- * libbpf finds the prototype incompatible and, the extern being weak,
- * silently resolves it as missing; so keep `void *`.
+ * The kernel declares the map as `struct bpf_map *map__map` (the __map
+ * suffix makes the verifier demand a map, i.e. &some_map). libbpf checks
+ * that this prototype matches the kernel's, and a weak extern that does not
+ * match silently counts as missing: keep the two in step.
  */
-int scx_bpf_map_scan_timeout(void *map, u64 timeout_ns, u64 max_age_ns,
+int scx_bpf_map_scan_timeout(struct bpf_map *map, u64 timeout_ns, u64 max_age_ns,
 			     u32 *evicted) __ksym __weak;
 
 static __always_inline void track_cleanup(void)
@@ -154,7 +154,7 @@ static __always_inline void track_cleanup(void)
 		return;
 	}
 
-	ret = scx_bpf_map_scan_timeout(&tracked_tasks,
+	ret = scx_bpf_map_scan_timeout((struct bpf_map *)&tracked_tasks,
 				       cleanup_timeout_ns, cleanup_max_age_ns,
 				       &evicted);
 	dur = bpf_ktime_get_ns() - start;

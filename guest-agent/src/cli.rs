@@ -35,6 +35,9 @@ pub enum Cmd {
     Reset,
     /// Show the schedulers, variants and workloads, and what this kernel offers
     Info(InfoCli),
+    /// Check scx_bpf_map_scan_timeout against its contract with BPF_PROG_RUN
+    /// (one line per case, then `N passed, M failed`; exit 1 on a failure)
+    Selftest,
     /// Load and unload one build repeatedly; fail on an error exit, a cycle
     /// in which no task ran under it, or a kernel splat
     Cycle(CycleCli),

@@ -17,6 +17,7 @@ mod run;
 mod runinfo;
 mod sampler;
 mod sched;
+mod selftest;
 mod signals;
 mod trace;
 mod verifier;
@@ -61,6 +62,7 @@ fn main() {
             watch::watch(&w.map_name, interval, duration, &w.out)
         })(),
         Cmd::Reset => reset::reset(),
+        Cmd::Selftest => selftest::selftest(),
         Cmd::Info(i) => info(&i.kernel_btf),
         Cmd::Cycle(c) => (|| {
             let s = names::Sched::parse(&c.sched)?;

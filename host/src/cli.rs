@@ -32,6 +32,9 @@ pub enum Cmd {
     /// Build or inspect the guest root filesystem image (Debian via mmdebstrap)
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Build the guest agent (and its BPF schedulers) for a kernel; prints its path
+    #[command(subcommand)]
+    Agent(AgentCmd),
     /// Boot a guest and leave it running; returns once SSH answers
     #[command(after_help = "Examples:\n  scx-vmctl up\n  scx-vmctl up --kernel ~/linux/arch/x86/boot/bzImage --name mine --cpus 4\n  \
 scx-vmctl up --kernel https://example.org/bzImage --kernel-sha256 <64 hex>")]
@@ -100,6 +103,12 @@ pub struct KernelBuildArgs {
     /// Rebuild even when the cache has this kernel
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCmd {
+    /// Build (or find cached) the agent against a kernel's BTF (default: the built-in kernel)
+    Build(KernelFlavor),
 }
 
 #[derive(Subcommand, Debug)]

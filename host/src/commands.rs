@@ -66,6 +66,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Cmd::Agent(AgentCmd::Build(f)) => {
+            let t = std::time::Instant::now();
+            let k = kernel::build(&kernel_opts(&f, None, false)).await?;
+            let a = crate::agent::build(&k.vmlinux_h()).await?;
+            println!("agent {} for kernel {} ready in {:.2} s: {}", a.id, k.info.id, t.elapsed().as_secs_f64(), a.path.display());
+            Ok(0)
+        }
         Cmd::Up(a) => up(a).await,
         Cmd::Ssh(a) => ssh_cmd(a).await,
         Cmd::Cp(a) => cp(a).await,
@@ -345,15 +352,15 @@ async fn cp(a: CpArgs) -> Result<i32> {
 
 async fn status(a: NameArg) -> Result<i32> {
     let name = pick_name(a.name)?;
-    let vm = attach(&name).await?;
-    let st = &vm.state;
-    let run_state = match vm.qmp.as_ref() {
-        Some(q) => match q.query_status().await {
+    let mut vm = attach(&name).await?;
+    let run_state = match vm.connect_qmp().await {
+        Ok(()) => match vm.qmp.as_ref().unwrap().query_status().await {
             Ok(s) => crate::qmp::run_state_name(&s),
             Err(e) => format!("unknown ({e})"),
         },
-        None => "unknown (QMP not answering)".into(),
+        Err(e) => format!("unknown ({e:#})"),
     };
+    let st = &vm.state;
     let up = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs().saturating_sub(st.started_unix);
     println!("VM {name}");
     println!("  state        {run_state}");

@@ -41,25 +41,29 @@ impl Drop for Qmp {
 impl Qmp {
     /// Connect, retrying until `timeout` while QEMU creates the socket.
     pub async fn connect(socket: &Path, event_log: Option<PathBuf>, timeout: Duration) -> Result<Qmp> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let nego = loop {
-            match qapi::futures::QmpStreamTokio::open_uds(socket).await {
-                Ok(n) => break n,
-                Err(e) if tokio::time::Instant::now() < deadline => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+        // QEMU serves one QMP client at a time: a second one is never greeted,
+        // so the whole handshake (greeting included) runs under the timeout.
+        let handshake = async {
+            let nego = loop {
+                match qapi::futures::QmpStreamTokio::open_uds(socket).await {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        tokio::time::sleep(Duration::from_millis(20)).await; // QEMU is still creating it
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("QMP socket {} did not answer within {:?}", socket.display(), timeout)
-                    })
-                }
-            }
+            };
+            nego.negotiate().await
         };
-        let stream = tokio::time::timeout(timeout, nego.negotiate())
-            .await
-            .context("QMP capabilities negotiation timed out")?
-            .context("QMP capabilities negotiation failed")?;
+        let stream = match tokio::time::timeout(timeout, handshake).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(e).with_context(|| format!("QMP on {} failed", socket.display())),
+            Err(_) => bail!(
+                "QMP socket {} did not answer within {:?} (QEMU still starting, or another scx-vmctl holds the monitor)",
+                socket.display(),
+                timeout
+            ),
+        };
         let (service, mut events) = stream.into_parts();
         let (tx, _) = broadcast::channel(64);
         let sender = tx.clone();

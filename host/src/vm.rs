@@ -283,8 +283,16 @@ impl Vm {
         }
         let files = RunFiles::new(dir);
         let key = ToolKey::load_or_create(&paths::state_dir().join("keys"))?;
-        let qmp = Qmp::connect(&files.qmp(), Some(files.events()), Duration::from_secs(5)).await.ok();
-        Ok(Vm { state, files, qmp, key: key.private, child: None })
+        Ok(Vm { state, files, qmp: None, key: key.private, child: None })
+    }
+
+    /// Connect to the monitor of an attached VM (`status`, `down`). QEMU serves
+    /// one QMP client at a time, so this fails while an experiment holds it.
+    pub async fn connect_qmp(&mut self) -> Result<()> {
+        if self.qmp.is_none() {
+            self.qmp = Some(Qmp::connect(&self.files.qmp(), Some(self.files.events()), Duration::from_secs(3)).await?);
+        }
+        Ok(())
     }
 
     pub fn target(&self) -> Target {
@@ -309,6 +317,7 @@ impl Vm {
     /// Power off in order: ACPI power button, then QMP quit, then SIGKILL.
     /// Always ends with no QEMU and no run directory.
     pub async fn shutdown(mut self, force: bool) -> Result<()> {
+        let _ = self.connect_qmp().await; // without it, the kill below still works
         if !force {
             if let Some(q) = self.qmp.as_ref() {
                 let mut rx = q.subscribe();

@@ -22,6 +22,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
+/// Every wait has a limit and says what it waited for.
+async fn bounded<T>(secs: u64, what: &str, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match tokio::time::timeout(Duration::from_secs(secs), f).await {
+        Ok(r) => r,
+        Err(_) => bail!("timed out after {secs} s waiting for {what} (vm.command_timeout_s in the config)"),
+    }
+}
+
 fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -458,9 +466,10 @@ impl Runner {
             let vm = self.vm.as_ref().unwrap();
             (vm.target(), vm.files.serial(), vm.qmp.as_ref().map(|q| q.subscribe()))
         };
-        let mut ssh = self.vm.as_ref().unwrap().ssh().await.context("SSH to the fresh guest")?;
-        self.check_kernel(&ssh).await?;
-        self.install(&ssh).await?;
+        let limit_s = self.s.cfg.vm.command_timeout_s;
+        let mut ssh = bounded(limit_s, "SSH to the guest", async { self.vm.as_ref().unwrap().ssh().await }).await?;
+        bounded(limit_s, "the guest kernel check", self.check_kernel(&ssh)).await?;
+        bounded(limit_s.max(120), "the agent to be installed", self.install(&ssh)).await?;
         if self.s.reset == ResetMode::InGuest {
             let o = ssh.exec(&format!("{} reset", crate::agent::GUEST_PATH)).await?;
             if o.status != 0 {
@@ -509,7 +518,11 @@ impl Runner {
         if matches!(ending, Ending::TimedOut(_) | Ending::Interrupted) {
             guest_run::stop_agent(&ssh).await;
         }
-        let pulled = if guest_alive { guest_run::pull(&ssh, &stage).await.err() } else { None };
+        let pulled = if guest_alive {
+            bounded(self.s.cfg.vm.command_timeout_s, "the run's files to be pulled", guest_run::pull(&ssh, &stage)).await.err()
+        } else {
+            None
+        };
         match &ending {
             Ending::Exited(0) => {}
             Ending::Exited(c) => {

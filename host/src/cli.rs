@@ -35,6 +35,8 @@ pub enum Cmd {
     /// Build the guest agent (and its BPF schedulers) for a kernel; prints its path
     #[command(subcommand)]
     Agent(AgentCmd),
+    /// Probe the accelerators: does KVM really run a guest here? (TCG always works)
+    Probe,
     /// Boot a guest and leave it running; returns once SSH answers
     #[command(after_help = "Examples:\n  scx-vmctl up\n  scx-vmctl up --kernel ~/linux/arch/x86/boot/bzImage --name mine --cpus 4\n  \
 scx-vmctl up --kernel https://example.org/bzImage --kernel-sha256 <64 hex>")]
@@ -275,6 +277,9 @@ pub struct ReportArgs {
     /// Compare with an earlier summary.json; exit 1 on a regression
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+    /// Also write the verdict (and the baseline comparison) as a markdown table, e.g. for a CI job summary
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

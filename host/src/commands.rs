@@ -73,6 +73,17 @@ pub async fn run(cli: Cli) -> Result<i32> {
             println!("agent {} for kernel {} ready in {:.2} s: {}", a.id, k.info.id, t.elapsed().as_secs_f64(), a.path.display());
             Ok(0)
         }
+        Cmd::Probe => {
+            let q = qemu::qemu_version().map_err(bad)?;
+            let scratch = paths::state_dir();
+            std::fs::create_dir_all(&scratch)?;
+            let p = accel::probe_kvm(qemu::QEMU, &scratch, Duration::from_secs(5));
+            println!("QEMU {q}");
+            println!("kvm: {}", p.reason());
+            println!("tcg: works (runs as {})", accel::Accel::Tcg.describe());
+            println!("--accel auto picks: {}", if p == accel::KvmProbe::Works { "kvm" } else { "tcg" });
+            Ok(0)
+        }
         Cmd::Up(a) => up(a).await,
         Cmd::Ssh(a) => ssh_cmd(a).await,
         Cmd::Cp(a) => cp(a).await,
@@ -445,11 +456,17 @@ fn report(a: ReportArgs) -> Result<i32> {
     println!("{summary}");
     println!("written: {}/{{summary.txt,summary.json,report.html,junit.xml}}", dir.display());
     let mut code = summary.exit_code();
+    let mut md = report::summary_markdown(&summary);
     if let Some(b) = &a.baseline {
         let base = report::Summary::load(b).map_err(bad)?;
         let cmp = report::compare_baseline(&summary, &base);
         println!("{cmp}");
+        md.push_str("\n");
+        md.push_str(&cmp.to_markdown());
         code = code.max(cmp.exit_code());
+    }
+    if let Some(p) = &a.markdown {
+        std::fs::write(p, md).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
     }
     Ok(code)
 }

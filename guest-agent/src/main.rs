@@ -21,6 +21,7 @@ mod selftest;
 mod signals;
 mod trace;
 mod verifier;
+mod verifier_stats;
 mod watch;
 mod workload;
 

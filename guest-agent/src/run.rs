@@ -95,6 +95,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
                 "agent: {} attached (load {:.0} ms, attach {:.0} ms)",
                 report.ops_name, report.load_ms, report.attach_ms
             );
+            write_verifier_json(&a.out, &report.verifier);
             info.load = Some(report);
             let body = body(&a, &cgroups, s);
             // unload now and wait for ops.exit's record
@@ -245,4 +246,14 @@ fn body(a: &RunArgs, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Result<B
     }
     let outcome = wl.stop(Duration::from_secs(5));
     Ok(BodyResult { samples, max_entries, max_sample_ms, outcome, failure })
+}
+
+/// verifier.json beside the run's files: veristat-like records per program,
+/// with the kernel they were verified on (docs/results.md).
+fn write_verifier_json(out: &std::path::Path, progs: &[crate::verifier_stats::ProgStats]) {
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let doc = serde_json::json!({ "kernel": kernel, "programs": progs });
+    if let Err(e) = fs::write(out.join("verifier.json"), format!("{doc:#}\n")) {
+        eprintln!("agent: cannot write verifier.json: {e}");
+    }
 }

@@ -117,6 +117,8 @@ pub struct LoadReport {
     pub ops_name: String,
     pub load_ms: f64,
     pub attach_ms: f64,
+    /// veristat-like figures per program (written to verifier.json)
+    pub verifier: Vec<crate::verifier_stats::ProgStats>,
 }
 
 /// The test variant needs the helper: say so before libbpf fails on it.
@@ -230,6 +232,7 @@ macro_rules! builds {
                         ro.cleanup_timeout_ns = opts.cleanup.timeout_ns();
                         ro.cleanup_max_age_ns = opts.cleanup.max_age_ns();
                     }
+                    let log_bufs = crate::verifier_stats::prepare(open.open_object_mut());
                     let mut skel = open
                         .load()
                         .map_err(|e| load_error(&format!("loading {}", sched.ops_name(variant)), e))?;
@@ -259,7 +262,12 @@ macro_rules! builds {
                     let attach_ms = t1.elapsed().as_secs_f64() * 1e3;
                     let mut loaded = Loaded { skel, link: Some(link), ops_name: sched.ops_name(variant) };
                     verify_attached(&loaded.ops_name, || loaded.exit_info())?;
-                    let report = LoadReport { ops_name: loaded.ops_name.clone(), load_ms, attach_ms };
+                    let report = LoadReport {
+                        ops_name: loaded.ops_name.clone(),
+                        load_ms,
+                        attach_ms,
+                        verifier: log_bufs.collect(),
+                    };
                     let result = f(&mut loaded, report);
                     loaded.detach();
                     result

@@ -632,6 +632,10 @@ impl Runner {
                 }
             }
         }
+        // Verifier statistics belong to the variant's build, not to a run.
+        if let Ok(v) = std::fs::read(pulled.join("verifier.json")) {
+            write("verifier.json", &v)?;
+        }
         // The serial console of this run's span.
         if let Ok(all) = std::fs::read(serial) {
             let from = (serial_offset as usize).min(all.len());

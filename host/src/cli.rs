@@ -264,6 +264,10 @@ pub struct ExperimentArgs {
     /// With --sched-bin: the BPF map to watch, by name
     #[arg(long, value_name = "NAME")]
     pub map_name: Option<String>,
+    /// Fault injection for testing the pipeline: the first run's scheduler calls
+    /// scx_bpf_error() after SECS (an ejection), later runs are left alone
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub inject_error_after: Option<f64>,
 }
 
 #[derive(Args, Debug)]

@@ -57,6 +57,7 @@ pub struct Setup {
     pub force: bool,
     pub vm_name: Option<String>,
     pub custom: Option<Custom>,
+    pub inject_error_after: Option<f64>,
 }
 
 /// Turn the command line into a checked setup; every complaint is bad input.
@@ -131,6 +132,7 @@ pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
         force: a.force,
         vm_name: a.vm_name.clone(),
         custom,
+        inject_error_after: a.inject_error_after,
         cfg,
     })
 }
@@ -186,6 +188,8 @@ struct Runner {
     cancel: watch::Receiver<bool>,
     manifests: BTreeMap<PathBuf, Manifest>,
     qemu_version: String,
+    /// Whether a run has started (fault injection hits the first one only).
+    first_run_done: bool,
 }
 
 pub async fn run(a: ExperimentArgs) -> Result<i32> {
@@ -236,6 +240,7 @@ pub async fn run(a: ExperimentArgs) -> Result<i32> {
         cancel,
         manifests: BTreeMap::new(),
         qemu_version,
+        first_run_done: false,
     };
     let result = r.run_all(&all).await;
     if let Some(vm) = r.vm.take() {
@@ -431,6 +436,8 @@ impl Runner {
                     "run", "--sched", &run.sched, "--variant", &run.variant, "--workload", run.workload.as_str(),
                     "--duration", &self.s.duration.to_string(), "--interval", &self.s.interval.to_string(),
                     "--out", GUEST_OUT, "--config-json", &cfg.to_string(),
+                    "--iteration", &run.iteration.to_string(), "--accel", self.prepared.spec.accel.describe(),
+                    "--reset", self.s.reset.as_str(),
                 ]
                 .iter()
                 .map(|s| s.to_string()),
@@ -445,6 +452,10 @@ impl Runner {
                 .iter()
                 .map(|s| s.to_string()),
             ),
+        }
+        // Fault injection (testing the pipeline): only the experiment's first run.
+        if let (Some(secs), false) = (self.s.inject_error_after, self.first_run_done) {
+            argv.extend(["--inject-error-after".to_string(), secs.to_string()]);
         }
         argv
     }
@@ -481,6 +492,7 @@ impl Runner {
         // the run); a reused one keeps only what this run added.
         let serial_offset = if boot_s > 0.0 { 0 } else { std::fs::metadata(&serial_path).map(|m| m.len()).unwrap_or(0) };
         guest_run::start_detached(&ssh, &self.agent_argv(run)).await?;
+        self.first_run_done = true;
         let setup_s = setup_t.elapsed().as_secs_f64();
 
         let work_t = Instant::now();

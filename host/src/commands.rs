@@ -382,6 +382,16 @@ async fn status(a: NameArg) -> Result<i32> {
     println!("  vcpus/mem    {} / {} MiB", st.spec.cpus, st.spec.memory_mib);
     println!("  kernel       {} ({})", st.spec.kernel.display(), st.kernel_id);
     println!("  image        {}", st.image_id);
+    // QMP events seen by any scx-vmctl attached to this VM (RESET, STOP, GUEST_PANICKED, ...).
+    let events = std::fs::read_to_string(vm.files.events()).unwrap_or_default();
+    let names: Vec<String> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned))
+        .collect();
+    if !names.is_empty() {
+        println!("  qmp events   {}", names[names.len().saturating_sub(8)..].join(", "));
+    }
     Ok(0)
 }
 

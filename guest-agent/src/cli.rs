@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Cleanup, Config};
 use crate::exit::{Exit, BAD_INPUT};
 use crate::names::{Sched, Variant, WorkloadKind};
 
@@ -41,6 +41,14 @@ pub enum Cmd {
     /// Load and unload one build repeatedly; fail on an error exit, a cycle
     /// in which no task ran under it, or a kernel splat
     Cycle(CycleCli),
+    /// Run a user's own scheduler binary instead of one of ours: start it,
+    /// wait for sched_ext `enabled` and its map NAME, run the workload while
+    /// sampling that map like `watch`, stop it (SIGINT, then SIGTERM/SIGKILL);
+    /// writes what `run` writes plus scheduler.log (the binary's output)
+    RunBin(Box<RunBinCli>),
+    /// Load one build and keep it attached until SIGINT/SIGTERM, like a
+    /// user's scheduler binary (prints `EXIT: reason` as tools/sched_ext do)
+    Hold(HoldCli),
     /// (internal) the custom-churn workload's process
     #[command(hide = true)]
     ChurnWorker(ChurnCli),
@@ -54,6 +62,43 @@ pub struct RunCli {
     /// control, test or bpfscan
     #[arg(long)]
     pub variant: String,
+    /// where to look for the helper before loading the test variant
+    #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
+    pub kernel_btf: PathBuf,
+    /// fault test: make the scheduler call scx_bpf_error() after this many seconds
+    #[arg(long)]
+    pub inject_error_after: Option<f64>,
+    #[command(flatten)]
+    pub common: RunCommon,
+}
+
+#[derive(Args)]
+pub struct RunBinCli {
+    /// the scheduler binary (or script) to run
+    #[arg(long)]
+    pub bin: PathBuf,
+    /// an argument for the binary (repeat for more)
+    #[arg(long = "bin-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub bin_args: Vec<String>,
+    /// the BPF map to sample (the kernel keeps the first 15 characters)
+    #[arg(long)]
+    pub map_name: String,
+    /// recorded in run.json: custom, control or test
+    #[arg(long, default_value = "custom")]
+    pub variant: String,
+    /// seconds the binary may take to enable its scheduler and create the map
+    #[arg(long, default_value_t = 30.0)]
+    pub start_timeout: f64,
+    /// seconds the binary gets to exit after SIGINT (then SIGTERM, then SIGKILL)
+    #[arg(long, default_value_t = 10.0)]
+    pub stop_grace: f64,
+    #[command(flatten)]
+    pub common: RunCommon,
+}
+
+/// What `run` and `run-bin` share: the workload, the timing, the files.
+#[derive(Args)]
+pub struct RunCommon {
     /// stress-ng, hackbench or custom-churn
     #[arg(long)]
     pub workload: String,
@@ -81,12 +126,6 @@ pub struct RunCli {
     /// recorded in run.json: how the guest was reset before this run
     #[arg(long, default_value = "")]
     pub reset: String,
-    /// where to look for the helper before loading the test variant
-    #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
-    pub kernel_btf: PathBuf,
-    /// fault test: make the scheduler call scx_bpf_error() after this many seconds
-    #[arg(long)]
-    pub inject_error_after: Option<f64>,
     #[command(flatten)]
     pub over: Overrides,
 }
@@ -157,6 +196,25 @@ pub struct CycleCli {
 }
 
 #[derive(Args)]
+pub struct HoldCli {
+    #[arg(long)]
+    pub sched: String,
+    #[arg(long)]
+    pub variant: String,
+    /// cleanup.interval_ms (test and bpfscan variants)
+    #[arg(long)]
+    pub cleanup_interval_ms: Option<u64>,
+    /// cleanup.timeout_us
+    #[arg(long)]
+    pub cleanup_timeout_us: Option<u64>,
+    /// cleanup.max_age_ms
+    #[arg(long)]
+    pub cleanup_max_age_ms: Option<u64>,
+    #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
+    pub kernel_btf: PathBuf,
+}
+
+#[derive(Args)]
 pub struct InfoCli {
     #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
     pub kernel_btf: PathBuf,
@@ -183,9 +241,23 @@ pub fn seconds(what: &str, v: f64) -> Result<Duration> {
 
 impl RunCli {
     pub fn names(&self) -> Result<(Sched, Variant, WorkloadKind)> {
-        Ok((Sched::parse(&self.sched)?, Variant::parse(&self.variant)?, WorkloadKind::parse(&self.workload)?))
+        Ok((Sched::parse(&self.sched)?, Variant::parse(&self.variant)?, WorkloadKind::parse(&self.common.workload)?))
     }
+}
 
+impl HoldCli {
+    pub fn cleanup(&self) -> Result<Cleanup> {
+        let mut c = Config::default();
+        let d = &mut c.cleanup;
+        d.interval_ms = self.cleanup_interval_ms.unwrap_or(d.interval_ms);
+        d.timeout_us = self.cleanup_timeout_us.unwrap_or(d.timeout_us);
+        d.max_age_ms = self.cleanup_max_age_ms.unwrap_or(d.max_age_ms);
+        c.validate().map_err(|e| Exit::new(BAD_INPUT, format!("{e:#}")))?;
+        Ok(c.cleanup)
+    }
+}
+
+impl RunCommon {
     pub fn config(&self) -> Result<Config> {
         let yaml = match &self.config {
             Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),

@@ -8,18 +8,22 @@ mod config;
 mod csv;
 mod cycle;
 mod exit;
+mod exitlog;
+mod hold;
 mod kmsg;
 mod maps;
 mod names;
 mod procs;
 mod reset;
 mod run;
+mod runbin;
 mod runinfo;
 mod sampler;
 mod sched;
 mod selftest;
 mod signals;
 mod trace;
+mod usersched;
 mod verifier;
 mod verifier_stats;
 mod watch;
@@ -41,21 +45,45 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Run(r) => (|| {
             let (sched, variant, workload) = r.names()?;
-            let config = r.config()?;
+            let c = &r.common;
             run::run(run::RunArgs {
                 sched,
                 variant,
                 workload,
-                duration: cli::seconds("duration", r.duration)?,
-                interval: cli::seconds("interval", r.interval)?,
-                out: r.out.clone(),
-                config,
-                iteration: r.iteration,
-                accel: r.accel.clone(),
-                reset: r.reset.clone(),
+                duration: cli::seconds("duration", c.duration)?,
+                interval: cli::seconds("interval", c.interval)?,
+                out: c.out.clone(),
+                config: c.config()?,
+                iteration: c.iteration,
+                accel: c.accel.clone(),
+                reset: c.reset.clone(),
                 kernel_btf: r.kernel_btf.clone(),
                 inject_error_after: r.inject_error_after.map(|s| cli::seconds("inject-error-after", s)).transpose()?,
             })
+        })(),
+        Cmd::RunBin(b) => (|| {
+            let c = &b.common;
+            runbin::run_bin(runbin::BinArgs {
+                bin: b.bin.clone(),
+                bin_args: b.bin_args.clone(),
+                map_name: b.map_name.clone(),
+                variant: b.variant.clone(),
+                workload: names::WorkloadKind::parse(&c.workload)?,
+                duration: cli::seconds("duration", c.duration)?,
+                interval: cli::seconds("interval", c.interval)?,
+                out: c.out.clone(),
+                config: c.config()?,
+                iteration: c.iteration,
+                accel: c.accel.clone(),
+                reset: c.reset.clone(),
+                start_timeout: cli::seconds("start-timeout", b.start_timeout)?,
+                stop_grace: cli::seconds("stop-grace", b.stop_grace)?,
+            })
+        })(),
+        Cmd::Hold(h) => (|| {
+            let s = names::Sched::parse(&h.sched)?;
+            let v = names::Variant::parse(&h.variant)?;
+            hold::hold(s, v, &h.cleanup()?, &h.kernel_btf)
         })(),
         Cmd::Watch(w) => (|| {
             let interval = cli::seconds("interval", w.interval)?;

@@ -78,6 +78,27 @@ pub fn all() -> Vec<(MapInfo, OwnedFd)> {
     out
 }
 
+/// The highest map id in use now: maps created later have larger ids
+/// (the kernel hands them out cyclically, so this holds until 2^31 maps).
+pub fn last_id() -> u32 {
+    let (mut id, mut next) = (0u32, 0u32);
+    while unsafe { sys::bpf_map_get_next_id(id, &mut next) } == 0 {
+        id = next;
+    }
+    id
+}
+
+/// The value size to walk a map with: a per-CPU map's batch lookup returns
+/// one 8-byte-aligned value per possible CPU, and the buffer must hold them.
+pub fn walk_value_size(mi: &MapInfo) -> u32 {
+    const PERCPU: [u32; 4] = [5, 6, 10, 21]; // PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE
+    if !PERCPU.contains(&mi.map_type) {
+        return mi.value_size;
+    }
+    let cpus = unsafe { sys::libbpf_num_possible_cpus() }.max(1) as u32;
+    ((mi.value_size + 7) & !7) * cpus
+}
+
 /// Maps whose (kernel-truncated, 15 chars) name is `name`.
 pub fn find_by_name(name: &str) -> Vec<(MapInfo, OwnedFd)> {
     let want: String = name.chars().take(15).collect();

@@ -39,10 +39,16 @@ pub fn is_workload(p: &Proc) -> bool {
         || p.cmdline.iter().any(|a| a == "churn-worker")
 }
 
-/// Another agent that may hold a scheduler or a map: `run` or `watch`.
+/// Where the host puts a user's own scheduler binaries (experiment --sched-bin).
+pub const CUSTOM_DIR: &str = "/root/custom/";
+
+/// Another agent that may hold a scheduler or a map (`run`, `run-bin`,
+/// `hold`, `watch`), or a user's scheduler binary the host copied in (run
+/// directly or by an interpreter): all stop cleanly on SIGTERM.
 pub fn is_agent(p: &Proc) -> bool {
-    p.cmdline.first().is_some_and(|a| a.ends_with("scx-guest-agent"))
-        && p.cmdline.get(1).is_some_and(|a| a == "run" || a == "watch")
+    let agent = p.cmdline.first().is_some_and(|a| a.ends_with("scx-guest-agent"))
+        && p.cmdline.get(1).is_some_and(|a| ["run", "run-bin", "hold", "watch"].contains(&a.as_str()));
+    agent || p.cmdline.iter().take(2).any(|a| a.starts_with(CUSTOM_DIR))
 }
 
 fn alive(pid: i32) -> bool {
@@ -73,4 +79,23 @@ pub fn terminate(pids: &[i32], first: i32, wait: Duration) -> Vec<i32> {
         std::thread::sleep(Duration::from_millis(50));
     }
     pids.into_iter().filter(|p| alive(*p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Proc {
+        Proc { pid: 1, comm: String::new(), cmdline: args.iter().map(|s| s.to_string()).collect() }
+    }
+
+    #[test]
+    fn agents_and_user_binaries() {
+        assert!(is_agent(&p(&["/root/scx-guest-agent", "run-bin", "--bin", "x"])));
+        assert!(is_agent(&p(&["/root/scx-guest-agent", "hold", "--sched", "scx_simple"])));
+        assert!(!is_agent(&p(&["/root/scx-guest-agent", "reset"])));
+        assert!(is_agent(&p(&["/root/custom/custom"])));
+        assert!(is_agent(&p(&["/bin/sh", "/root/custom/control"])));
+        assert!(!is_agent(&p(&["sleep", "10"])));
+    }
 }

@@ -4,8 +4,8 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -38,8 +38,18 @@ pub struct RunArgs {
     pub inject_error_after: Option<Duration>,
 }
 
+/// What a run needs besides its scheduler; shared with `run-bin`.
+pub struct Drive<'a> {
+    pub workload: WorkloadKind,
+    pub config: &'a Config,
+    pub duration: Duration,
+    pub interval: Duration,
+    pub out: &'a Path,
+    pub inject_error_after: Option<Duration>,
+}
+
 /// What the body hands back to the record.
-struct BodyResult {
+pub struct BodyResult {
     samples: u64,
     max_entries: u64,
     max_sample_ms: f64,
@@ -49,46 +59,17 @@ struct BodyResult {
 
 pub fn run(a: RunArgs) -> Result<i32> {
     sched::check_sched_ext()?;
-    fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    signals::install();
-    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-
-    let mut info = RunInfo {
-        scheduler: a.sched.as_str().into(),
-        workload: a.workload.as_str().into(),
-        variant: a.variant.as_str().into(),
-        iteration: a.iteration,
-        status: "ok",
-        failure: None,
-        exit_kind: "NONE".into(),
-        exit_reason: String::new(),
-        workload_metric: None,
-        duration_s: a.duration.as_secs_f64(),
-        interval_s: a.interval.as_secs_f64(),
-        started_unix,
-        accel: a.accel.clone(),
-        reset: a.reset.clone(),
-        splats: Vec::new(),
-        ops_name: a.sched.ops_name(a.variant),
-        load: None,
-        counters: None,
-        samples: 0,
-        max_map_entries: 0,
-        max_sample_ms: 0.0,
-        trace_lines: 0,
-        workload_error: None,
-        config: a.config.clone(),
-        agent_version: env!("CARGO_PKG_VERSION"),
+    let d = Drive {
+        workload: a.workload,
+        config: &a.config,
+        duration: a.duration,
+        interval: a.interval,
+        out: &a.out,
+        inject_error_after: a.inject_error_after,
     };
-
-    let mut kmsg = Kmsg::open_at_end()?;
-    let trace = TraceReader::start(&a.out.join("trace.log"))?;
-    let mut code = exit::OK;
-
-    let result = cgroup::setup(&a.config.workloads.cgroups).and_then(|cgroups| {
-        if !cgroups.weighted {
-            eprintln!("agent: no cpu controller in this kernel: cgroups get no weights");
-        }
+    let mut info = RunInfo::new(a.sched.as_str(), a.variant.as_str(), &d, a.iteration, &a.accel, &a.reset);
+    info.ops_name = a.sched.ops_name(a.variant);
+    frame(&mut info, &d, |cgroups, info| {
         let opts = LoadOpts { cleanup: &a.config.cleanup, kernel_btf: &a.kernel_btf };
         sched::with_scheduler(a.sched, a.variant, &opts, |s, report| {
             eprintln!(
@@ -97,25 +78,53 @@ pub fn run(a: RunArgs) -> Result<i32> {
             );
             write_verifier_json(&a.out, &report.verifier);
             info.load = Some(report);
-            let body = body(&a, &cgroups, s);
-            // unload now and wait for ops.exit's record
-            s.detach();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while s.exit_info().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            info.counters = Some(s.counters());
-            if let Some(e) = s.exit_info() {
-                info.exit_kind = e.kind_name();
-                info.exit_reason = e.describe();
-                if e.is_error() {
-                    info.fail(format!("scheduler error ({}): {}", e.kind_name(), e.describe()));
-                }
-            } else {
-                info.fail("the scheduler left no exit record after unloading");
-            }
+            let body = body(&d, cgroups, s);
+            unload(info, s, Duration::from_secs(5));
             body
         })
+    })
+}
+
+/// Unload now, wait up to `wait` for the exit record, record it and the
+/// final counters.
+pub fn unload(info: &mut RunInfo, s: &mut dyn Running, wait: Duration) {
+    s.detach();
+    let deadline = Instant::now() + wait;
+    while s.exit_info().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    info.counters = Some(s.counters());
+    if let Some(e) = s.exit_info() {
+        info.exit_kind = e.kind_name();
+        info.exit_reason = e.describe();
+        if e.is_error() {
+            info.fail(format!("scheduler error ({}): {}", e.kind_name(), e.describe()));
+        }
+    } else {
+        info.fail("the scheduler left no exit record after unloading");
+    }
+}
+
+/// Everything around the scheduler's part of a run: the kernel log and
+/// trace from before it starts, the workload cgroups, and at the end the
+/// result files (dmesg.log, trace.log, run.json). `inner` loads, drives and
+/// unloads the scheduler. Returns the exit code.
+pub fn frame(
+    info: &mut RunInfo,
+    d: &Drive<'_>,
+    inner: impl FnOnce(&cgroup::Cgroups, &mut RunInfo) -> Result<BodyResult>,
+) -> Result<i32> {
+    fs::create_dir_all(d.out).with_context(|| format!("creating {}", d.out.display()))?;
+    signals::install();
+    let mut kmsg = Kmsg::open_at_end()?;
+    let trace = TraceReader::start(&d.out.join("trace.log"))?;
+    let mut code = exit::OK;
+
+    let result = cgroup::setup(&d.config.workloads.cgroups).and_then(|cgroups| {
+        if !cgroups.weighted {
+            eprintln!("agent: no cpu controller in this kernel: cgroups get no weights");
+        }
+        inner(&cgroups, info)
     });
 
     match result {
@@ -144,7 +153,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     info.trace_lines = trace.finish();
 
     let lines = kmsg.read_new();
-    let mut dmesg = fs::File::create(a.out.join("dmesg.log"))?;
+    let mut dmesg = fs::File::create(d.out.join("dmesg.log"))?;
     for l in &lines {
         writeln!(dmesg, "{l}")?;
     }
@@ -154,7 +163,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     }
 
     let json = serde_json::to_string_pretty(&info)?;
-    fs::write(a.out.join("run.json"), json + "\n")?;
+    fs::write(d.out.join("run.json"), json + "\n")?;
     if info.status != "ok" {
         eprintln!("agent: run failed: {}", info.failure.as_deref().unwrap_or("?"));
         if code == exit::OK {
@@ -172,10 +181,11 @@ pub fn run(a: RunArgs) -> Result<i32> {
 }
 
 /// Sample while the workload runs; stop early if the scheduler dies.
-fn body(a: &RunArgs, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Result<BodyResult> {
+pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Result<BodyResult> {
     let t0 = Instant::now();
     let mut csv = CsvWriter::create(&a.out.join("run.csv"))?;
     let mi = maps::info(s.tracked_map())?;
+    let value_size = maps::walk_value_size(&mi);
     let mut sampler = Sampler::new();
     let mut samples = 0u64;
     let mut max_entries = 0u64;
@@ -184,7 +194,7 @@ fn body(a: &RunArgs, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Result<B
 
     let mut take = |s: &dyn Running, csv: &mut CsvWriter| -> Result<()> {
         let t = Instant::now();
-        let map = MapSource { fd: s.tracked_map(), key_size: mi.key_size, value_size: mi.value_size };
+        let map = MapSource { fd: s.tracked_map(), key_size: mi.key_size, value_size };
         let (row, err) = sampler.sample(t0.elapsed().as_secs_f64(), Some(&map), &s.counters());
         if let Some(e) = err {
             eprintln!("agent: sample: {e}");

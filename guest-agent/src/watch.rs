@@ -18,14 +18,14 @@ use crate::sched::{self, Counters};
 use crate::signals;
 
 /// The counters of a foreign scheduler, read from its .bss by BTF offsets.
-struct Bss {
+pub struct Bss {
     fd: OwnedFd,
     value_size: u32,
     offsets: HashMap<String, u32>,
 }
 
 impl Bss {
-    fn counters(&self) -> Counters {
+    pub fn counters(&self) -> Counters {
         let rd = |name: &str| {
             self.offsets
                 .get(name)
@@ -46,11 +46,12 @@ impl Bss {
 }
 
 /// A .bss map holding `nr_evictions`, nearest by id to the tracking map:
-/// libbpf creates an object's maps one after the other.
-fn find_bss(near: u32) -> Option<Bss> {
+/// libbpf creates an object's maps one after the other. Only maps with an
+/// id above `newer_than` count (0: any).
+pub fn find_bss(near: u32, newer_than: u32) -> Option<Bss> {
     let mut best: Option<(u32, Bss)> = None;
     for (mi, fd) in maps::all() {
-        if mi.map_type != maps::BPF_MAP_TYPE_ARRAY || !mi.name.ends_with(".bss") || mi.btf_id == 0 {
+        if mi.id <= newer_than || mi.map_type != maps::BPF_MAP_TYPE_ARRAY || !mi.name.ends_with(".bss") || mi.btf_id == 0 {
             continue;
         }
         let Ok(vars) = btf::datasec_vars(mi.btf_id, mi.btf_value_type_id) else { continue };
@@ -80,7 +81,8 @@ pub fn watch(name: &str, interval: Duration, duration: Option<Duration>, out: &P
         eprintln!("watch: {} maps named `{name}` (ids {}); watching the newest", found.len(), ids.join(", "));
     }
     let (mi, fd): (MapInfo, OwnedFd) = found.pop().unwrap();
-    let bss = find_bss(mi.id);
+    let bss = find_bss(mi.id, 0);
+    let value_size = maps::walk_value_size(&mi);
     eprintln!(
         "watch: map `{}` id {} ({} entries max){}",
         mi.name,
@@ -96,7 +98,7 @@ pub fn watch(name: &str, interval: Duration, duration: Option<Duration>, out: &P
     let mut next = t0;
     loop {
         let counters = bss.as_ref().map(|b| b.counters()).unwrap_or_default();
-        let src = MapSource { fd: fd.as_fd(), key_size: mi.key_size, value_size: mi.value_size };
+        let src = MapSource { fd: fd.as_fd(), key_size: mi.key_size, value_size };
         let (row, err) = sampler.sample(t0.elapsed().as_secs_f64(), Some(&src), &counters);
         if let Some(e) = err {
             eprintln!("watch: {e}");

@@ -62,7 +62,8 @@ scx-vmctl selftest --kernel ~/linux/arch/x86/boot/bzImage")]
     #[command(after_help = "Examples:\n  scx-vmctl experiment scx_simple stress-ng 60 3\n  \
 scx-vmctl experiment scx_flatcg hackbench --duration 30 --iterations 2 --variants control,test,bpfscan\n  \
 scx-vmctl experiment all all 20 1 --reset in-guest\n  \
-scx-vmctl experiment --sched-bin ./scx_simple_ctl,./scx_simple_tst --map-name tracked_tasks stress-ng\n\n\
+scx-vmctl experiment --sched-bin ./scx_simple_ctl,./scx_simple_tst --map-name tracked_tasks stress-ng\n  \
+scx-vmctl experiment --sched-bin linux/tools/sched_ext/build/bin/scx_simple --map-name stats hackbench 30 1\n\n\
 Results go to <out>/<scheduler>/<workload>/<variant>/run<N>.csv (+ logs), then summary.txt, summary.json,\n\
 report.html and junit.xml. Exit 0 when every criterion holds, 1 when one fails, 3 when the tool failed.")]
     Experiment(Box<ExperimentArgs>),
@@ -212,8 +213,9 @@ pub struct SelftestArgs {
 
 #[derive(Args, Debug)]
 pub struct ExperimentArgs {
-    /// Scheduler: scx_simple, scx_cfsish, scx_flatcg, scx_nest, or all
-    /// (with --sched-bin, this position is the workload)
+    /// Scheduler: scx_simple, scx_cfsish, scx_flatcg, scx_nest, or all.
+    /// With --sched-bin there is no scheduler argument: the arguments are
+    /// WORKLOAD [DURATION [ITERATIONS]]
     pub scheduler: String,
     /// Workload: stress-ng, hackbench, custom-churn, or all
     pub workload: Option<String>,
@@ -258,10 +260,17 @@ pub struct ExperimentArgs {
     /// Run only shard K of N of the (scheduler x workload x iteration) matrix
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
-    /// Your own scheduler binaries: one (run as variant `custom`) or two (control,test)
+    /// Your own scheduler binaries instead of ours: one runs as variant `custom`,
+    /// two as control,test. Each is copied into the guest (/root/custom/<variant>) and
+    /// started without arguments (wrap it in a script to pass some); it must enable a
+    /// sched_ext scheduler within 30 s; it is stopped with SIGINT (SIGTERM, SIGKILL
+    /// after 10 s). Its output is kept as run<N>.scheduler.log; results are grouped
+    /// under the binary's file name (two: the part their names share)
     #[arg(long, value_delimiter = ',', value_name = "PATH[,PATH]")]
     pub sched_bin: Option<Vec<PathBuf>>,
-    /// With --sched-bin: the BPF map to watch, by name
+    /// With --sched-bin: the BPF map to sample, by name (its entries are map_entries).
+    /// evictions/scans come from the binary's .bss if it has our counters
+    /// (nr_evictions, nr_scans, nr_scan_timeouts, max_scan_ns), else they are 0
     #[arg(long, value_name = "NAME")]
     pub map_name: Option<String>,
     /// Fault injection for testing the pipeline: the first run's scheduler calls

@@ -63,27 +63,22 @@ pub struct Setup {
 /// Turn the command line into a checked setup; every complaint is bad input.
 pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
     let mut cfg = Config::load(a.config.as_deref())?;
-    let custom = match &a.sched_bin {
-        None => None,
-        Some(bins) => {
-            let map_name = a.map_name.clone().ok_or_else(|| anyhow::anyhow!("--sched-bin needs --map-name NAME: the BPF map to watch"))?;
-            if bins.is_empty() || bins.len() > 2 {
-                bail!("--sched-bin takes one binary (variant custom) or two (control,test)");
-            }
-            for b in bins {
-                if !b.is_file() {
-                    bail!("--sched-bin {}: no such file", b.display());
-                }
-            }
-            let names: &[&str] = if bins.len() == 1 { &["custom"] } else { &["control", "test"] };
-            Some(Custom { bins: names.iter().map(|s| s.to_string()).zip(bins.iter().cloned()).collect(), map_name })
-        }
-    };
+    let custom = custom_setup(a)?;
     // With --sched-bin the positionals shift left: WORKLOAD [DURATION [ITERATIONS]].
     let (sched_arg, workload_arg, dur_pos, it_pos) = if custom.is_some() {
+        if a.iterations_pos.is_some() {
+            bail!("with --sched-bin the arguments are WORKLOAD [DURATION [ITERATIONS]]: one too many");
+        }
         let d = a.workload.as_deref().map(|s| s.parse::<f64>()).transpose().map_err(|_| anyhow::anyhow!("DURATION must be a number of seconds"))?;
-        (None, a.scheduler.clone(), d, a.duration_pos.map(|x| x as u32))
+        let it = match a.duration_pos {
+            Some(x) if x.fract() != 0.0 || x < 0.0 => bail!("ITERATIONS must be a whole number, not {x}"),
+            x => x.map(|x| x as u32),
+        };
+        (None, a.scheduler.clone(), d, it)
     } else {
+        if a.map_name.is_some() {
+            bail!("--map-name goes with --sched-bin (a scheduler binary of your own)");
+        }
         let w = a.workload.clone().ok_or_else(|| anyhow::anyhow!("missing WORKLOAD: stress-ng, hackbench, custom-churn, or all"))?;
         (Some(a.scheduler.clone()), w, a.duration_pos, a.iterations_pos)
     };
@@ -110,7 +105,7 @@ pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
     }
     cfg.validate()?;
     let scheds: Vec<String> = match (&custom, sched_arg) {
-        (Some(c), _) => vec![c.bins[0].1.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "custom".into())],
+        (Some(c), _) => vec![custom_group_name(&c.bins)],
         (None, Some(s)) => plan::expand_schedulers(&s)?.into_iter().map(|s| s.to_string()).collect(),
         (None, None) => unreachable!(),
     };
@@ -135,6 +130,50 @@ pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
         inject_error_after: a.inject_error_after,
         cfg,
     })
+}
+
+/// --sched-bin and --map-name, checked: one binary runs as variant
+/// `custom`, two as `control` and `test`.
+fn custom_setup(a: &ExperimentArgs) -> Result<Option<Custom>> {
+    let Some(bins) = &a.sched_bin else { return Ok(None) };
+    let map_name = a.map_name.clone().ok_or_else(|| anyhow::anyhow!("--sched-bin needs --map-name NAME: the BPF map to watch"))?;
+    if map_name.trim().is_empty() {
+        bail!("--map-name: give the name of a BPF map of your scheduler (the kernel keeps its first 15 characters)");
+    }
+    if bins.is_empty() || bins.len() > 2 {
+        bail!("--sched-bin takes one binary (variant custom) or two (control,test), not {}", bins.len());
+    }
+    if a.variants.is_some() {
+        bail!("--variants does not go with --sched-bin: one binary runs as `custom`, two as control,test");
+    }
+    if a.inject_error_after.is_some() {
+        bail!("--inject-error-after needs one of the built-in schedulers, not --sched-bin");
+    }
+    for b in bins {
+        if !b.is_file() {
+            bail!("--sched-bin {}: no such file", b.display());
+        }
+    }
+    let names: &[&str] = if bins.len() == 1 { &["custom"] } else { &["control", "test"] };
+    Ok(Some(Custom { bins: names.iter().map(|s| s.to_string()).zip(bins.iter().cloned()).collect(), map_name }))
+}
+
+/// The result group of user binaries: the one binary's file name, or what
+/// two names share (`mysched_control`, `mysched_test` -> `mysched`).
+pub fn custom_group_name(bins: &[(String, PathBuf)]) -> String {
+    let names: Vec<String> =
+        bins.iter().map(|(_, p)| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+    let common = match names.as_slice() {
+        [one] => one.clone(),
+        [a, b] => a.chars().zip(b.chars()).take_while(|(x, y)| x == y).map(|(x, _)| x).collect(),
+        _ => String::new(),
+    };
+    let common = common.trim_end_matches(['_', '-', '.']).to_string();
+    if common.is_empty() || common.starts_with('.') {
+        "custom".into()
+    } else {
+        common
+    }
 }
 
 pub fn group_dir(out: &Path, sched: &str, w: Workload) -> PathBuf {
@@ -677,5 +716,24 @@ impl Runner {
         }
         write(&format!("run{n}.json"), &serde_json::to_vec_pretty(&info)?)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::custom_group_name;
+    use std::path::PathBuf;
+
+    fn bins(paths: &[&str]) -> Vec<(String, PathBuf)> {
+        paths.iter().map(|p| ("v".to_string(), PathBuf::from(p))).collect()
+    }
+
+    #[test]
+    fn custom_group_names() {
+        assert_eq!(custom_group_name(&bins(&["/x/scx_simple"])), "scx_simple");
+        assert_eq!(custom_group_name(&bins(&["/a/mysched_control", "/b/mysched_test"])), "mysched");
+        assert_eq!(custom_group_name(&bins(&["/a/ctl-v1", "/b/ctl-v2"])), "ctl-v");
+        assert_eq!(custom_group_name(&bins(&["/a/alpha", "/b/beta"])), "custom");
+        assert_eq!(custom_group_name(&bins(&["/a/.x", "/b/.y"])), "custom");
     }
 }

@@ -142,10 +142,23 @@ pub fn check_helper(variant: Variant, kernel_btf: &Path) -> Result<()> {
 }
 
 fn load_error(what: &str, err: libbpf_rs::Error) -> anyhow::Error {
-    let out = verifier::take();
-    let detail = match verifier::tail(&out, 20) {
+    load_error_from(what, err, &verifier::take())
+}
+
+/// A failed load with our own log buffers (verifier_stats): libbpf printed
+/// no log, so add the failed program's where verifier::tail looks.
+fn load_error_logged(what: &str, err: libbpf_rs::Error, bufs: &crate::verifier_stats::LogBufs) -> anyhow::Error {
+    let mut out = verifier::take();
+    if let Some(log) = verifier::failed_prog(&out).and_then(|p| bufs.log_of(&p)) {
+        out.push_str(&format!("-- BEGIN PROG LOAD LOG --\n{log}\n-- END PROG LOAD LOG --\n"));
+    }
+    load_error_from(what, err, &out)
+}
+
+fn load_error_from(what: &str, err: libbpf_rs::Error, out: &str) -> anyhow::Error {
+    let detail = match verifier::tail(out, 20) {
         Some(t) => format!("verifier rejected the program; last lines of its log:\n{t}"),
-        None => verifier::errors(&out, 10),
+        None => verifier::errors(out, 10),
     };
     Exit::new(LOAD_FAILED, format!("{what}: {err}\n{detail}").trim_end().to_string()).into()
 }
@@ -235,7 +248,7 @@ macro_rules! builds {
                     let log_bufs = crate::verifier_stats::prepare(open.open_object_mut());
                     let mut skel = open
                         .load()
-                        .map_err(|e| load_error(&format!("loading {}", sched.ops_name(variant)), e))?;
+                        .map_err(|e| load_error_logged(&format!("loading {}", sched.ops_name(variant)), e, &log_bufs))?;
                     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
 
                     let t1 = Instant::now();
@@ -347,6 +360,28 @@ mod tests {
         assert_eq!(u.kind_name(), "UNREG");
         assert!(!u.is_error());
         assert_eq!(u.describe(), "unregistered from user space");
+    }
+
+    #[test]
+    fn a_rejection_shows_the_end_of_the_verifier_log() {
+        let mut out = String::from(
+            "libbpf: prog 'simple_enqueue': BPF program load failed: Permission denied\n\
+             libbpf: prog 'simple_enqueue': -- BEGIN PROG LOAD LOG --\n",
+        );
+        for i in 0..500 {
+            out.push_str(&format!("{i}: (bf) r{} = r1\n", i % 9));
+        }
+        out.push_str("R2 invalid mem access 'scalar'\nprocessed 500 insns (limit 1000000)\n-- END PROG LOAD LOG --\n");
+        let e = load_error_from("loading simple_test", libbpf_rs::Error::from_raw_os_error(13), &out);
+        assert_eq!(crate::exit::code_of(&e), LOAD_FAILED);
+        let msg = format!("{e:#}");
+        assert!(msg.starts_with("loading simple_test: "), "{msg}");
+        assert!(msg.contains("verifier rejected the program; last lines of its log:"), "{msg}");
+        assert!(msg.contains("(482 earlier verifier lines omitted)"), "{msg}");
+        assert!(msg.contains("R2 invalid mem access 'scalar'"), "{msg}");
+        assert!(msg.ends_with("processed 500 insns (limit 1000000)"), "{msg}");
+        assert!(!msg.contains("\n0: (bf)"), "the head of the log is left out: {msg}");
+        assert!(msg.lines().count() <= 25, "{} lines: {msg}", msg.lines().count());
     }
 
     #[test]

@@ -62,6 +62,15 @@ pub fn tail(libbpf_out: &str, n: usize) -> Option<String> {
     Some(out)
 }
 
+/// The program libbpf failed to load: "prog 'NAME': BPF program load failed".
+pub fn failed_prog(libbpf_out: &str) -> Option<String> {
+    libbpf_out.lines().find_map(|l| {
+        let rest = &l[l.find("prog '")? + 6..];
+        let (name, tail) = rest.split_once('\'')?;
+        tail.starts_with(": BPF program load failed").then(|| name.to_string())
+    })
+}
+
 /// libbpf's error lines (warnings) when there is no verifier log: e.g. a
 /// kfunc missing from the kernel's BTF.
 pub fn errors(libbpf_out: &str, n: usize) -> String {
@@ -92,6 +101,14 @@ mod tests {
         assert!(t.contains("R2 invalid mem access"));
         assert!(!t.contains("\n0: (b7)"));
         assert_eq!(t.lines().filter(|l| l.contains("(b7)")).count(), 18);
+    }
+
+    #[test]
+    fn failed_program_name() {
+        let out = "libbpf: prog 'simple_enqueue': BPF program load failed: Permission denied\n\
+                   libbpf: prog 'simple_enqueue': failed to load: -13\n";
+        assert_eq!(failed_prog(out).as_deref(), Some("simple_enqueue"));
+        assert_eq!(failed_prog("libbpf: prog 'x': failed to load: -13\n"), None);
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub fn prepare(obj: &mut OpenObject) -> LogBufs {
 }
 
 impl LogBufs {
+    /// What the verifier wrote for `prog` (libbpf does not print the log of
+    /// a failed load when the buffer is ours).
+    pub fn log_of(&self, prog: &str) -> Option<String> {
+        let (_, buf) = self.bufs.iter().find(|(n, _)| n == prog)?;
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        (end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
+    }
+
     /// The figures, after a successful load.
     pub fn collect(&self) -> Vec<ProgStats> {
         self.bufs

@@ -146,9 +146,14 @@ fn expect_rejected(prog: &str) -> Result<String> {
     let reason = tail
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("processed ") && !l.starts_with("verification time") && !l.starts_with("stack depth"))
-        .filter(|l| !l.contains("BPF program load failed") && !l.contains("failed to load"))
-        .last()
+        .rfind(|l| {
+            !l.is_empty()
+                && !l.starts_with("processed ")
+                && !l.starts_with("verification time")
+                && !l.starts_with("stack depth")
+                && !l.contains("BPF program load failed")
+                && !l.contains("failed to load")
+        })
         .unwrap_or("")
         .to_string();
     Ok(reason)

@@ -471,7 +471,7 @@ fn report(a: ReportArgs) -> Result<i32> {
         let base = report::Summary::load(b).map_err(bad)?;
         let cmp = report::compare_baseline(&summary, &base);
         println!("{cmp}");
-        md.push_str("\n");
+        md.push('\n');
         md.push_str(&cmp.to_markdown());
         code = code.max(cmp.exit_code());
     }

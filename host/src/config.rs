@@ -91,13 +91,13 @@ impl Config {
     /// Values that parse but make no sense.
     pub fn validate(&self) -> Result<()> {
         let e = &self.experiment;
-        if !(e.duration_s > 0.0) {
+        if e.duration_s.is_nan() || e.duration_s <= 0.0 {
             bail!("experiment.duration_s must be > 0 (got {})", e.duration_s);
         }
         if e.iterations == 0 {
             bail!("experiment.iterations must be at least 1");
         }
-        if !(e.interval_s > 0.0) {
+        if e.interval_s.is_nan() || e.interval_s <= 0.0 {
             bail!("experiment.interval_s must be > 0 (got {})", e.interval_s);
         }
         if e.interval_s > e.duration_s {

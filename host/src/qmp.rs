@@ -94,9 +94,9 @@ impl Qmp {
         self.events.subscribe()
     }
 
-    async fn run<C: qapi::Command + qapi::qmp::QmpCommand>(&self, cmd: C) -> Result<C::Ok>
+    async fn run<C>(&self, cmd: C) -> Result<C::Ok>
     where
-        C: 'static,
+        C: qapi::Command + qapi::qmp::QmpCommand + 'static,
     {
         let name = C::NAME;
         match tokio::time::timeout(Duration::from_secs(10), self.service.execute(cmd)).await {
@@ -141,7 +141,7 @@ fn map_event(ev: &qmp::Event) -> Option<VmEvent> {
     Some(match ev {
         qmp::Event::SHUTDOWN { data, .. } => VmEvent::Shutdown {
             guest: data.guest,
-            reason: serde_json::to_value(&data.reason)
+            reason: serde_json::to_value(data.reason)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
@@ -157,7 +157,7 @@ fn map_event(ev: &qmp::Event) -> Option<VmEvent> {
 
 /// The run state as QMP spells it ("running", "paused", "guest-panicked", ...).
 pub fn run_state_name(s: &qmp::StatusInfo) -> String {
-    serde_json::to_value(&s.status)
+    serde_json::to_value(s.status)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| format!("{:?}", s.status))

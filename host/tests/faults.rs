@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const CFG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/quick-tcg.yaml");

@@ -76,7 +76,7 @@ impl Manifest {
     pub fn record(&mut self, r: RunRecord) {
         self.runs.retain(|x| !(x.variant == r.variant && x.iteration == r.iteration));
         self.runs.push(r);
-        self.runs.sort_by(|a, b| (a.iteration, a.variant.clone()).cmp(&(b.iteration, b.variant.clone())));
+        self.runs.sort_by_key(|r| (r.iteration, r.variant.clone()));
     }
 
     /// Runs that need not be redone by --resume.

@@ -27,6 +27,18 @@ fn now_ns() -> u64 {
     ts.tv_sec as u64 * SEC + ts.tv_nsec as u64
 }
 
+/// "Long ago" for stale entries. A guest a few seconds after boot has a
+/// monotonic clock below 10 s, so this is clamped (u64 must not wrap).
+fn stale_at(now: u64) -> u64 {
+    now.saturating_sub(10 * SEC).max(1)
+}
+
+/// The max age the cases pass: well below a stale entry's age, also right
+/// after boot, and well above a fresh one's.
+fn max_age(now: u64) -> u64 {
+    (now / 4).clamp(1_000_000, 5 * SEC)
+}
+
 fn entry(last_seen: u64, payload: u64) -> [u8; 16] {
     let mut v = [0u8; 16];
     v[..8].copy_from_slice(&last_seen.to_ne_bytes());
@@ -163,9 +175,9 @@ type Case = fn(&mut Fixture) -> Result<String>;
 
 fn full_pass(f: &mut Fixture) -> Result<String> {
     let now = now_ns();
-    f.fill("hash", 0, 100, now - 10 * SEC)?;
+    f.fill("hash", 0, 100, stale_at(now))?;
     f.fill("hash", 100, 200, now)?;
-    let c = f.call("hash", SEC, 5 * SEC)?;
+    let c = f.call("hash", SEC, max_age(now))?;
     ensure!(c.ret == 0, "returned {}, want 0 (a full pass)", c.ret);
     ensure!(c.evicted == 100, "evicted {}, want the 100 stale entries", c.evicted);
     let left = f.keys("hash");
@@ -176,9 +188,9 @@ fn full_pass(f: &mut Fixture) -> Result<String> {
 
 fn lru_hash(f: &mut Fixture) -> Result<String> {
     let now = now_ns();
-    f.fill("lru", 0, 60, now - 10 * SEC)?;
+    f.fill("lru", 0, 60, stale_at(now))?;
     f.fill("lru", 60, 100, now)?;
-    let c = f.call("lru", SEC, 5 * SEC)?;
+    let c = f.call("lru", SEC, max_age(now))?;
     ensure!(c.ret == 0 && c.evicted == 60, "returned {} evicting {}, want 0 evicting 60", c.ret, c.evicted);
     let left = f.keys("lru");
     ensure!(left == (60..100).collect::<Vec<_>>(), "left {:?}", left);
@@ -210,13 +222,14 @@ fn empty_map(f: &mut Fixture) -> Result<String> {
 fn tiny_timeout_and_cursor(f: &mut Fixture) -> Result<String> {
     const N: u32 = 50_000;
     let t = Instant::now();
-    f.fill("hash", 0, N, now_ns() - 10 * SEC)?;
+    let now = now_ns();
+    f.fill("hash", 0, N, stale_at(now))?;
     let fill_ms = t.elapsed().as_millis();
-    let first = f.call("hash", 1_000, 5 * SEC)?;
+    let first = f.call("hash", 1_000, max_age(now))?;
     ensure!(first.ret == -ETIMEDOUT, "first call returned {}, want -ETIMEDOUT", first.ret);
     ensure!(first.evicted > 0 && first.evicted < N, "first call evicted {}, want a partial count", first.evicted);
     let rest_bound = N / 8 + 2; // at least 8 entries per call (SCAN_MIN_BATCH)
-    let (rest, calls, longest) = f.sweep("hash", 1_000, 5 * SEC, rest_bound)?;
+    let (rest, calls, longest) = f.sweep("hash", 1_000, max_age(now), rest_bound)?;
     let total = first.evicted as u64 + rest;
     ensure!(total == N as u64, "evicted {total} in all, want {N}");
     ensure!(f.keys("hash").is_empty(), "{} entries left", f.keys("hash").len());
@@ -234,10 +247,10 @@ fn cursor_keeps_fresh_entries(f: &mut Fixture) -> Result<String> {
     let now = now_ns();
     // Interleave stale and fresh keys so every call window holds both.
     for k in 0..4000u32 {
-        let t = if k % 2 == 0 { now - 10 * SEC } else { now + 60 * SEC };
+        let t = if k % 2 == 0 { stale_at(now) } else { now + 60 * SEC };
         f.map("hash").update(&k.to_ne_bytes(), &entry(t, 0), MapFlags::ANY)?;
     }
-    let (evicted, calls, _) = f.sweep("hash", 1_000, 5 * SEC, 4000 / 8 + 2)?;
+    let (evicted, calls, _) = f.sweep("hash", 1_000, max_age(now), 4000 / 8 + 2)?;
     ensure!(evicted == 2000, "evicted {evicted}, want the 2000 stale");
     let left = f.keys("hash");
     ensure!(left.len() == 2000 && left.iter().all(|k| k % 2 == 1), "wrong survivors");
@@ -258,7 +271,7 @@ fn concurrent_updates(f: &mut Fixture) -> Result<String> {
     const STALE: u32 = 20_000;
     const FRESH: u32 = 2_000;
     let now = now_ns();
-    f.fill("hash", 0, STALE, now - 10 * SEC)?;
+    f.fill("hash", 0, STALE, stale_at(now))?;
     f.fill("hash", STALE, STALE + FRESH, now)?;
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     // Another CPU keeps refreshing the fresh entries while this one sweeps.
@@ -281,7 +294,7 @@ fn concurrent_updates(f: &mut Fixture) -> Result<String> {
         let (mut evicted, mut calls, mut passes) = (0u64, 0u32, 0u32);
         // Two complete passes, so the second sweeps what the first raced with.
         while passes < 2 {
-            let c = f.call("hash", 50_000, 5 * SEC)?;
+            let c = f.call("hash", 50_000, max_age(now))?;
             ensure!(c.ret == 0 || c.ret == -ETIMEDOUT, "returned {}", c.ret);
             evicted += c.evicted as u64;
             calls += 1;

@@ -43,6 +43,12 @@ fn programs() -> Vec<Program> {
         name: "map_scan".into(),
         defines: Vec::new(),
     });
+    // Helper vs pure-BPF eviction and map counting (scx-guest-agent bench).
+    progs.push(Program {
+        source: "bench/scan_bench.bpf.c".into(),
+        name: "scan_bench".into(),
+        defines: Vec::new(),
+    });
     progs
 }
 

@@ -49,6 +49,8 @@ pub enum Cmd {
     /// Load one build and keep it attached until SIGINT/SIGTERM, like a
     /// user's scheduler binary (prints `EXIT: reason` as tools/sched_ext do)
     Hold(HoldCli),
+    /// Measurements for `scx-vmctl bench` (one JSON object on stdout)
+    Bench(crate::bench::BenchCli),
     /// (internal) the custom-churn workload's process
     #[command(hide = true)]
     ChurnWorker(ChurnCli),

@@ -1,5 +1,6 @@
 //! scx-guest-agent: the part of scx-vmctl that runs inside the guest.
 
+mod bench;
 mod btf;
 mod cgroup;
 mod churn;
@@ -99,6 +100,7 @@ fn main() {
             let hold = cli::seconds("hold", c.hold)?;
             cycle::cycle(s, v, c.count, hold, &config::Cleanup::default(), &c.kernel_btf)
         })(),
+        Cmd::Bench(b) => bench::run(b, std::path::PathBuf::from("/sys/kernel/btf/vmlinux")),
         Cmd::ChurnWorker(c) => cli::seconds("duration", c.duration)
             .and_then(|d| churn::worker(c.burst, c.rate_hz, c.task_us, d))
             .map(|_| exit::OK),

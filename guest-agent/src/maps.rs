@@ -184,7 +184,7 @@ impl Counter {
         }
     }
 
-    fn count_next_key(&mut self, fd: BorrowedFd<'_>, key_size: u32) -> Result<u64> {
+    pub fn count_next_key(&mut self, fd: BorrowedFd<'_>, key_size: u32) -> Result<u64> {
         let ks = key_size as usize;
         let mut cur = vec![0u8; ks];
         let mut next = vec![0u8; ks];

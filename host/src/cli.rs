@@ -71,6 +71,13 @@ report.html and junit.xml. Exit 0 when every criterion holds, 1 when one fails, 
     #[command(after_help = "Examples:\n  scx-vmctl report results/scx_flatcg/hackbench\n  \
 scx-vmctl report merge shard1/ shard2/ --out merged/\n  scx-vmctl report results --baseline last-night/summary.json")]
     Report(ReportArgs),
+    /// Measure what the tool and the helper cost: map counting, sampler CPU, helper vs pure BPF,
+    /// workload impact, run overhead and boot time
+    #[command(after_help = "Examples:\n  scx-vmctl bench --json bench.json\n  scx-vmctl bench --short          # the quick mode CI runs\n\n\
+Boots one guest for the in-guest measurements, then runs a short scx_simple hackbench experiment\n\
+(control vs test). Prints a table; --json writes every figure (fields: README.md, Performance).\n\
+Goals are reported, not enforced: exit 0 when every measurement was taken.")]
+    Bench(BenchArgs),
 }
 
 #[derive(Subcommand, Debug)]

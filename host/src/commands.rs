@@ -93,6 +93,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Cmd::Selftest(a) => crate::selftest::run(a).await,
         Cmd::Experiment(a) => crate::experiment::run(*a).await,
         Cmd::Report(a) => report(a),
+        Cmd::Bench(a) => crate::bench::run(a).await,
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod accel;
 pub mod agent;
+pub mod bench;
 pub mod btf;
 pub mod cli;
 pub mod commands;

@@ -114,6 +114,11 @@ pub fn diagnose_no_ssh(serial: &str) -> Option<String> {
     None
 }
 
+/// sshd's line on the serial console (init.sh runs `sshd -D -e`) once it listens.
+const SSHD_MARKER: &str = "Server listening on";
+/// An image without that line still boots: after this long, SSH is tried anyway.
+const SSHD_MARKER_WAIT: Duration = Duration::from_secs(20);
+
 fn tail(path: &Path, lines: usize) -> String {
     let s = std::fs::read_to_string(path).unwrap_or_default();
     let v: Vec<&str> = s.lines().collect();
@@ -228,7 +233,8 @@ impl Vm {
         let mut events = self.qmp.as_ref().map(|q| q.subscribe());
         let child = self.child.as_mut();
         let mut child = child;
-        let r = Ssh::wait_ready(&target, timeout, || {
+        let start = std::time::Instant::now();
+        let mut check = || -> Result<()> {
             // The serial log explains more than "QEMU exited" or "panicked", so it goes first.
             let s = std::fs::read_to_string(&serial).unwrap_or_default();
             if let Some(why) = diagnose_serial(&s) {
@@ -247,8 +253,18 @@ impl Vm {
                 }
             }
             Ok(())
-        })
-        .await;
+        };
+        // Attempts made before the guest's network is up stall in slirp (its SYN is
+        // lost and retried seconds later), so wait for sshd's own line first:
+        // measured 5.5 s -> ~3 s from QEMU start to SSH ready under TCG.
+        while start.elapsed() < SSHD_MARKER_WAIT.min(timeout) {
+            check()?;
+            if std::fs::read_to_string(&serial).is_ok_and(|s| s.contains(SSHD_MARKER)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let r = Ssh::wait_ready(&target, timeout.saturating_sub(start.elapsed()), check).await;
         match r {
             Ok(ssh) => {
                 ssh.close().await;

@@ -1,0 +1,153 @@
+//! What sampling costs: a real scheduler loaded (control, so its map keeps
+//! what it holds), its tracked_tasks grown to a realistic size with entries
+//! of made-up pids, then the same sample + CSV line as `run` takes, at the
+//! run's interval. CPU time per sample from CLOCK_THREAD_CPUTIME_ID (exact
+//! sum_exec_runtime, not tick-sampled), and the whole process's CPU time
+//! over the span, which also counts anything the agent does between samples.
+
+use std::ffi::c_void;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Result};
+use clap::Args;
+use libbpf_rs::libbpf_sys as sys;
+
+use super::Timings;
+use crate::config::Cleanup;
+use crate::csv::CsvWriter;
+use crate::maps;
+use crate::names::{Sched, Variant};
+use crate::sampler::{MapSource, Sampler};
+use crate::sched::{self, LoadOpts};
+
+#[derive(Args)]
+pub struct SamplerArgs {
+    #[arg(long, default_value = "scx_simple")]
+    pub sched: String,
+    #[arg(long, default_value = "control")]
+    pub variant: String,
+    /// grow the scheduler's map to this many entries
+    #[arg(long, default_value_t = 16384)]
+    pub entries: u64,
+    #[arg(long, default_value_t = 10)]
+    pub samples: u32,
+    /// seconds between samples
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
+    /// where the sample lines go (on the disk, like run.csv: each line is synced)
+    #[arg(long, default_value = "/root/bench-sampler.csv")]
+    pub csv: std::path::PathBuf,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct SamplerResult {
+    pub ops_name: String,
+    pub interval_s: f64,
+    pub samples: u32,
+    pub map_entries_min: u64,
+    pub map_entries_max: u64,
+    /// CPU time of one sample (this thread)
+    pub cpu_per_sample: Timings,
+    /// wall time of one sample
+    pub wall_per_sample: Timings,
+    /// CPU time of the whole agent process from the first sample to the end of the last interval
+    pub process_cpu_ns: u64,
+    pub span_ns: u64,
+    /// CPU time of counting the map alone (the main part of a sample), measured after the span
+    pub count_cpu: Timings,
+}
+
+/// Made-up pids start above PID_MAX_LIMIT (4M), so no real task collides.
+const FAKE_PID_BASE: u32 = 1 << 23;
+
+fn grow(fd: BorrowedFd<'_>, value_size: u32, want: u64) -> Result<u64> {
+    let mut counter = maps::Counter::default();
+    let have = counter.count(fd, 4, value_size)?;
+    let now = super::clock_ns_monotonic();
+    let mut value = vec![0u8; value_size as usize];
+    value[..8].copy_from_slice(&now.to_ne_bytes());
+    value[8..16].copy_from_slice(&now.to_ne_bytes());
+    for i in 0..want.saturating_sub(have) as u32 {
+        let key = FAKE_PID_BASE + i;
+        // SAFETY: key and value buffers of the map's sizes, alive for the call.
+        let ret = unsafe {
+            sys::bpf_map_update_elem(
+                fd.as_raw_fd(),
+                &key as *const u32 as *const c_void,
+                value.as_ptr() as *const c_void,
+                sys::BPF_NOEXIST as u64,
+            )
+        };
+        if ret < 0 && ret != -libc::EEXIST {
+            bail!("growing tracked_tasks to {want} entries: update failed at {i}: errno {}", -ret);
+        }
+    }
+    counter.count(fd, 4, value_size)
+}
+
+pub fn run(a: &SamplerArgs, kernel_btf: &Path) -> Result<SamplerResult> {
+    let (s, v) = (Sched::parse(&a.sched)?, Variant::parse(&a.variant)?);
+    ensure!(a.interval > 0.0 && a.samples > 0, "--interval and --samples must be positive");
+    sched::check_sched_ext()?;
+    let cleanup = Cleanup::default();
+    let opts = LoadOpts { cleanup: &cleanup, kernel_btf };
+    let interval = Duration::from_secs_f64(a.interval);
+    let csv_path = a.csv.clone();
+    let r = sched::with_scheduler(s, v, &opts, |running, report| {
+        let fd = running.tracked_map();
+        let mi = maps::info(fd)?;
+        let grown = grow(fd, mi.value_size, a.entries)?;
+        eprintln!("bench sampler: {} attached, tracked_tasks holds {grown} entries", report.ops_name);
+        let mut csv = CsvWriter::create(&csv_path)?;
+        let mut sampler = Sampler::new();
+        let (mut cpu, mut wall, mut entries) = (Vec::new(), Vec::new(), Vec::new());
+        let t0 = Instant::now();
+        let p0 = super::process_cpu_ns();
+        for i in 0..a.samples {
+            let next = t0 + interval * i;
+            if let Some(d) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            let (c0, w0) = (super::thread_cpu_ns(), Instant::now());
+            let map = MapSource { fd: running.tracked_map(), key_size: mi.key_size, value_size: mi.value_size };
+            let (row, err) = sampler.sample(t0.elapsed().as_secs_f64(), Some(&map), &running.counters());
+            if let Some(e) = err {
+                bail!("sample {i}: {e}");
+            }
+            csv.write(&row)?;
+            cpu.push(super::thread_cpu_ns() - c0);
+            wall.push(w0.elapsed().as_nanos() as u64);
+            entries.push(row.map_entries);
+        }
+        // The span ends where the next sample would start.
+        let end = t0 + interval * a.samples;
+        if let Some(d) = end.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        let process_cpu_ns = super::process_cpu_ns() - p0;
+        let span_ns = t0.elapsed().as_nanos() as u64;
+        let mut counter = maps::Counter::default();
+        let mut count_cpu = Vec::new();
+        for _ in 0..a.samples.min(5) {
+            let c0 = super::thread_cpu_ns();
+            counter.count(running.tracked_map(), mi.key_size, mi.value_size)?;
+            count_cpu.push(super::thread_cpu_ns() - c0);
+        }
+        Ok(SamplerResult {
+            ops_name: report.ops_name,
+            interval_s: a.interval,
+            samples: a.samples,
+            map_entries_min: entries.iter().copied().min().unwrap_or(0),
+            map_entries_max: entries.iter().copied().max().unwrap_or(0),
+            cpu_per_sample: Timings::of_ns(&cpu),
+            wall_per_sample: Timings::of_ns(&wall),
+            process_cpu_ns,
+            span_ns,
+            count_cpu: Timings::of_ns(&count_cpu),
+        })
+    });
+    let _ = std::fs::remove_file(&csv_path);
+    r
+}

@@ -1,0 +1,169 @@
+//! `scx-vmctl bench`: the costs that matter, measured side by side in one
+//! run and compared as ratios (the machines are shared and noisy):
+//!
+//! - count.rs     (a) counting map entries: agent vs `bpftool map dump`
+//! - sampler.rs   (b) the agent's CPU time per sample
+//! - scan.rs      (c) scx_bpf_map_scan_timeout vs pure-BPF eviction
+//! - workload.rs  (d) hackbench time, test vs control, with 95% CIs
+//! - overhead.rs  (e) run overhead beyond the workload, QEMU start to SSH
+//!
+//! guest.rs runs (a)-(c) in one VM; (d) and (e) come from one real
+//! `experiment`. Results: a table on stdout and, with --json, the JSON
+//! described in README.md "Performance". Goals are reported, never enforced:
+//! the exit code is 0 whenever every measurement was taken and its counts
+//! added up.
+
+pub mod count;
+pub mod guest;
+pub mod machine;
+pub mod overhead;
+pub mod sampler;
+pub mod scan;
+pub mod table;
+pub mod workload;
+
+use crate::cli::BenchArgs;
+use crate::config::Config;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub const BENCH_VERSION: u32 = 1;
+
+/// Repeated timings, ms (the agent's Timings).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub n: usize,
+    pub median_ms: f64,
+    pub mean_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+}
+
+/// a / b, 0 when b is 0 (a missing side must not print as infinity).
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 && a.is_finite() && b.is_finite() {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Goal {
+    pub id: String,
+    pub goal: String,
+    pub value: f64,
+    pub unit: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub bench_version: u32,
+    /// full | short
+    pub mode: String,
+    pub started_unix: u64,
+    pub wall_s: f64,
+    pub machine: machine::Machine,
+    pub count: count::Count,
+    pub sampler: sampler::Sampler,
+    pub scan: scan::Scan,
+    pub workload: workload::Workload,
+    pub overhead: overhead::Overhead,
+    pub goals: Vec<Goal>,
+}
+
+fn goal(id: &str, goal: &str, value: f64, unit: &str, met: bool) -> Goal {
+    Goal { id: id.into(), goal: goal.into(), value, unit: unit.into(), met }
+}
+
+pub fn goals(r: &BenchReport) -> Vec<Goal> {
+    let sizes = &r.scan.sizes;
+    let min_of = |f: fn(&scan::Versus) -> f64| sizes.iter().map(|s| f(&s.versus)).fold(f64::INFINITY, f64::min);
+    let unbounded = min_of(|v| v.throughput_ratio);
+    let budgeted = min_of(|v| v.sweep_ratio.min(v.drain_ratio));
+    let worst_p99 = sizes.iter().map(|s| s.versus.helper_p99_quiet_overrun_ns).fold(0.0, f64::max);
+    let overhead = r.overhead.overhead_s.as_ref().map(|e| e.mean).unwrap_or(f64::NAN);
+    let boot = r.overhead.boot_s.as_ref().map(|e| e.mean).unwrap_or(f64::NAN);
+    vec![
+        goal("count_speedup", ">= 50x faster than bpftool map dump", r.count.speedup, "x", r.count.speedup >= count::GOAL_SPEEDUP),
+        goal(
+            "sampler_cpu",
+            "< 1% of one vCPU at a 2 s interval",
+            r.sampler.vcpu_percent,
+            "% vCPU",
+            r.sampler.vcpu_percent < sampler::GOAL_VCPU_PERCENT,
+        ),
+        goal("scan_speed_unbounded", "helper >= pure BPF, one unbounded pass (smallest ratio over sizes)", unbounded, "x", unbounded >= 1.0),
+        goal(
+            "scan_speed_budgeted",
+            "helper >= pure BPF, evictions per call under the cleanup budget, half or all stale (smallest ratio)",
+            budgeted,
+            "x",
+            budgeted >= 1.0,
+        ),
+        goal(
+            "scan_overrun",
+            "helper p99 overrun <= 8 entries + 20% of the budget (quiet calls, preallocated map), every size",
+            worst_p99 / 1e3,
+            "us",
+            !sizes.is_empty() && sizes.iter().all(|s| s.versus.within_margin),
+        ),
+        goal("run_overhead", "<= 15 s per run beyond the workload (mean)", overhead, "s", overhead <= overhead::GOAL_RUN_OVERHEAD_S),
+        goal("boot_to_ssh", "<= 4 s from QEMU start to SSH ready (mean)", boot, "s", boot <= overhead::GOAL_BOOT_S),
+    ]
+}
+
+pub async fn run(a: BenchArgs) -> Result<i32> {
+    let started = Instant::now();
+    let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let cfg = Config::default_config();
+    let mut m = machine::Machine::host();
+    m.qemu_version = crate::qemu::qemu_version()?;
+    let g = guest::run(&a.vm, &cfg, a.short, &mut m).await?;
+
+    eprintln!("[bench] (d, e) experiment {} {}: control vs test", workload::SCHEDULER, workload::WORKLOAD);
+    // With --json the experiment's results stay beside it (report.html and all); else they are temporary.
+    let keep = a.json.as_ref().map(|p| {
+        let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "bench".into());
+        p.with_file_name(format!("{stem}.experiment"))
+    });
+    let out = keep.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("scx-vmctl-bench-{}", std::process::id())));
+    let exp = workload::run_experiment(&a.vm, &out, a.short).await;
+    let group = out.join(workload::SCHEDULER).join(workload::WORKLOAD);
+    let collected = exp.and_then(|code| {
+        let mut w = workload::collect(&group, a.short, code)?;
+        w.results_dir = keep.as_ref().map(|_| group.display().to_string());
+        let o = overhead::collect(&group, w.duration_s, g.boot.clone())?;
+        Ok((w, o))
+    });
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    let (workload, overhead) = collected?;
+
+    let mut r = BenchReport {
+        bench_version: BENCH_VERSION,
+        mode: if a.short { "short" } else { "full" }.into(),
+        started_unix,
+        wall_s: 0.0,
+        machine: m,
+        count: g.count,
+        sampler: g.sampler,
+        scan: g.scan,
+        workload,
+        overhead,
+        goals: Vec::new(),
+    };
+    r.goals = goals(&r);
+    r.wall_s = started.elapsed().as_secs_f64();
+    print!("{}", table::render(&r));
+    if let Some(p) = &a.json {
+        let mut text = serde_json::to_vec_pretty(&r)?;
+        text.push(b'\n');
+        crate::paths::write_atomic(p, &text).with_context(|| format!("cannot write {}", p.display()))?;
+        println!("JSON: {}", p.display());
+    }
+    Ok(crate::exit::OK)
+}

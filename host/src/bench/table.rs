@@ -1,0 +1,160 @@
+//! The readable form of a bench report: one block per measurement, then the
+//! goals. Guest timings are guest-clock; under single-threaded TCG they
+//! include time the vCPU waited for the other one (said in the header).
+
+use super::BenchReport;
+use std::fmt::Write;
+
+fn ci(e: &Option<crate::report::stats::Estimate>, unit: &str) -> String {
+    match e {
+        None => "-".into(),
+        Some(e) => match (e.ci95_low, e.ci95_high) {
+            (Some(l), Some(h)) => format!("{:.2} {unit} (95% CI {l:.2}..{h:.2}, n={})", e.mean, e.n),
+            _ => format!("{:.2} {unit} (n={})", e.mean, e.n),
+        },
+    }
+}
+
+pub fn render(r: &BenchReport) -> String {
+    let mut s = String::new();
+    let m = &r.machine;
+    let _ = writeln!(s, "\nscx-vmctl bench ({}): {} host CPUs ({}), {}", r.mode, m.host_cpus, m.host_cpu, m.host_os);
+    let _ = writeln!(
+        s,
+        "guest: {} vCPUs, {} MiB, kernel {}, QEMU {}, accel {}",
+        m.guest_cpus, m.guest_memory_mib, m.guest_kernel, m.qemu_version, m.accel
+    );
+    if m.accel.starts_with("tcg") {
+        let _ = writeln!(s, "(guest-clock times: under single-threaded TCG they include time a vCPU waited its turn)");
+    }
+    let c = &r.count;
+    let _ = writeln!(s, "\n(a) counting a {}-entry map (median of n)", c.entries);
+    for (name, w) in [
+        ("agent, batched", &c.agent_batch),
+        ("agent, GET_NEXT_KEY", &c.agent_next_key),
+        ("bpftool map dump", &c.bpftool),
+        ("kernel elem_count", &c.kernel_elem_count),
+    ] {
+        let _ = writeln!(s, "  {name:<22} {:>10.2} ms  n={:<3} counted {}", w.timings.median_ms, w.timings.n, w.count);
+    }
+    let _ = writeln!(s, "  speedup {:.0}x (GET_NEXT_KEY fallback {:.0}x)", c.speedup, c.speedup_next_key);
+
+    let sm = &r.sampler;
+    let _ = writeln!(s, "\n(b) sampling every {} s, {} with {} map entries", sm.interval_s, sm.ops_name, sm.map_entries_max);
+    let _ = writeln!(
+        s,
+        "  CPU per sample {:.2} ms median (max {:.2}; counting the map {:.2}), wall {:.2} ms; agent process {:.3}% of one vCPU over {:.0} s",
+        sm.cpu_per_sample.median_ms,
+        sm.cpu_per_sample.max_ms,
+        sm.count_cpu.median_ms,
+        sm.wall_per_sample.median_ms,
+        sm.vcpu_percent,
+        sm.span_ns as f64 / 1e9
+    );
+
+    let _ = writeln!(s, "\n(c) helper vs pure BPF (half the entries stale)");
+    let _ = writeln!(
+        s,
+        "  {:>7} {:<8} {:>12} {:>12} | {:>8} {:>9} {:>11} {:>10} {:>10}",
+        "size", "method", "scanned/ms", "evicted/ms", "calls", "evicted", "per call", "p99 quiet", "worst"
+    );
+    for z in &r.scan.sizes {
+        for t in &z.throughput {
+            let Some(w) = z.sweep_of(&t.method) else { continue };
+            let state = if w.complete { "" } else if w.stalled { " stalled" } else { " incomplete" };
+            let _ = writeln!(
+                s,
+                "  {:>7} {:<8} {:>12.0} {:>12.0} | {:>8} {:>9} {:>11.1} {:>7.0} us {:>7.0} us{state}",
+                z.size,
+                t.method,
+                t.scanned_per_ms,
+                t.evicted_per_ms,
+                w.calls,
+                w.evicted,
+                w.evicted_per_call,
+                w.p99_quiet_call_ns as f64 / 1e3,
+                w.worst_call_ns as f64 / 1e3
+            );
+        }
+        for (what, list) in [("drain (all stale)", &z.drain), ("overrun (prealloc)", &z.overrun)] {
+            for w in list {
+                let _ = writeln!(
+                    s,
+                    "  {:>7} {:<8} {what:<18} {:>6} calls {:>6.1} evicted/call, p99 quiet {:>5.0} us, worst quiet {:>5.0} us, worst {:>5.0} us",
+                    "",
+                    w.method,
+                    w.calls,
+                    w.evicted_per_call,
+                    w.p99_quiet_call_ns as f64 / 1e3,
+                    w.worst_quiet_call_ns as f64 / 1e3,
+                    w.worst_call_ns as f64 / 1e3
+                );
+            }
+        }
+        let v = &z.versus;
+        let _ = writeln!(
+            s,
+            "  {:>7} helper/bpfscan: unbounded {:.2}x, budgeted {:.1}x, drain {:.1}x; p99 overrun helper {:.1} us (bpfscan {:.1}), margin {:.1} us ({})",
+            "",
+            v.throughput_ratio,
+            v.sweep_ratio,
+            v.drain_ratio,
+            v.helper_p99_quiet_overrun_ns / 1e3,
+            v.bpfscan_p99_quiet_overrun_ns / 1e3,
+            v.margin_ns / 1e3,
+            if v.within_margin { "ok" } else { "over" }
+        );
+    }
+    if let Some(z) = r.scan.sizes.first() {
+        if let Some(w) = z.sweep.first() {
+            let _ = writeln!(
+                s,
+                "  (left: one unbounded call; right: calls with a {} us budget until every stale entry is gone; quiet: no interrupt in the call)",
+                w.timeout_ns / 1000
+            );
+        }
+    }
+
+    let w = &r.workload;
+    let _ = writeln!(
+        s,
+        "\n(d) {} under {}, {} s runs, {} iterations ({}, lower is better)",
+        w.workload, w.scheduler, w.duration_s, w.iterations, w.metric
+    );
+    let _ = writeln!(s, "  control {}", ci(&w.control.estimate, "s"));
+    let _ = writeln!(s, "  test    {}", ci(&w.test.estimate, "s"));
+    if let Some(c) = &w.change {
+        let interval = match (c.ci95_low, c.ci95_high) {
+            (Some(l), Some(h)) => format!(" (95% CI {:+.1}%..{:+.1}%)", l * 100.0, h * 100.0),
+            _ => String::new(),
+        };
+        let _ = writeln!(s, "  test vs control {:+.1}%{interval}", c.value * 100.0);
+    }
+
+    let o = &r.overhead;
+    let _ = writeln!(s, "\n(e) run overhead ({} runs of {} s)", o.runs.len(), o.duration_s);
+    for run in &o.runs {
+        let _ = writeln!(
+            s,
+            "  {:<7} #{} wall {:>5.1} s = boot {:.1} + setup {:.1} + workload {:.1} + pull {:.1}; overhead {:.1} s",
+            run.variant, run.iteration, run.wall_s, run.boot_s, run.setup_s, run.workload_s, run.pull_s, run.overhead_s
+        );
+    }
+    let _ = writeln!(s, "  overhead per run {}", ci(&o.overhead_s, "s"));
+    let _ = writeln!(s, "  QEMU start to SSH ready {}, max {:.2} s", ci(&o.boot_s, "s"), o.boot_max_s);
+    let b = &o.bench_vm_boot;
+    if let (Some(k), Some(i), Some(rest)) = (b.kernel_s, b.init_s, b.rest_s) {
+        let _ = writeln!(
+            s,
+            "  bench VM boot {:.2} s: kernel {k:.2} s + init {i:.2} s (guest clock) + the rest {rest:.2} s (QEMU, firmware, decompression, sshd, handshake)",
+            b.qemu_to_ssh_s
+        );
+    }
+
+    let _ = writeln!(s, "\ngoals");
+    for g in &r.goals {
+        let _ = writeln!(s, "  {:<4} {:<21} {:>10.2} {:<6} {}", if g.met { "MET" } else { "NOT" }, g.id, g.value, g.unit, g.goal);
+    }
+    let _ = writeln!(s, "bench took {:.0} s", r.wall_s);
+    s
+}

@@ -74,7 +74,11 @@ pub async fn build(vmlinux_h: &Path) -> Result<Agent> {
 
 fn build_blocking(vmlinux_h: &Path, id: String, dir: PathBuf) -> Result<Agent> {
     let src = paths::source_dir()?;
-    let target = paths::cache_dir().join("agent/target");
+    // One cargo target per checkout: cargo keys a build script's output by
+    // package, not by path, so two checkouts sharing a target dir could ship
+    // each other's BPF objects.
+    let checkout = hex::encode(Sha256::digest(src.to_string_lossy().as_bytes()))[..12].to_string();
+    let target = paths::cache_dir().join("agent").join(format!("target-{checkout}"));
     let mut p = Progress::new("agent").every(std::time::Duration::from_secs(15));
     p.note(&format!("building the guest agent and its BPF schedulers against {} (id {id})", vmlinux_h.display()));
     let mut child = Command::new("cargo")

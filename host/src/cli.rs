@@ -92,8 +92,9 @@ scx-vmctl kernel build --source ~/src/linux")]
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct KernelFlavor {
-    /// Kernel source: a Debian package (linux-source-6.12), a kernel tree, or an http(s) tarball URL
-    #[arg(long, value_name = "PKG|DIR|URL")]
+    /// Kernel source: a Debian package (linux-source-6.12, installed), one from another Debian suite
+    /// (linux-source-7.2@sid, fetched into the cache), a kernel tree, or an http(s) tarball URL
+    #[arg(long, value_name = "PKG[@SUITE]|DIR|URL")]
     pub source: Option<String>,
     /// sha256 of the tarball when --source is a URL
     #[arg(long, value_name = "HEX")]

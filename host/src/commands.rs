@@ -43,7 +43,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let opts = kernel_opts(&f, None, false);
             match kernel::cached(&opts).map_err(bad)? {
                 Some(k) => println!("{}", k.bzimage().display()),
-                None => bail!(BadInput("this kernel is not built yet: run `scx-vmctl kernel build`".into())),
+                None => bail!(BadInput(format!(
+                    "this kernel is not built yet: run `scx-vmctl kernel build{}{}`",
+                    f.source.as_deref().map(|s| format!(" --source {s}")).unwrap_or_default(),
+                    if f.debug { " --debug" } else { "" }
+                ))),
             }
             Ok(0)
         }

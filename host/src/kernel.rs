@@ -82,6 +82,10 @@ impl Source {
             })?;
             return Ok(Source::Url { url: s, sha256: sha });
         }
+        if let Some((pkg, suite)) = crate::debsrc::split(&s) {
+            let (tarball, version) = crate::debsrc::fetch(pkg, suite, opts.force)?;
+            return Ok(Source::Pkg { name: s.clone(), tarball, version });
+        }
         let p = Path::new(&s);
         if p.is_dir() {
             if !p.join("Makefile").exists() || !p.join("kernel/sched").is_dir() {
@@ -90,7 +94,10 @@ impl Source {
             return Ok(Source::Dir(p.canonicalize()?));
         }
         if s.contains('/') {
-            bail!("--source {s}: no such directory; give a kernel tree, an http(s) tarball URL, or a package name like {DEFAULT_SOURCE}");
+            bail!(
+                "--source {s}: no such directory; give a kernel tree, an http(s) tarball URL, a package name like \
+                 {DEFAULT_SOURCE}, or a package from another Debian suite like linux-source-7.2@sid"
+            );
         }
         let tarball = PathBuf::from(format!("/usr/src/{s}.tar.xz"));
         if !tarball.exists() {
@@ -326,7 +333,14 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
     )?;
     run(Command::new("make").arg("-C").arg(&tree).arg("-s").arg("olddefconfig"), "make olddefconfig")?;
     let config = std::fs::read_to_string(tree.join(".config"))?;
-    let missing = missing_options(&rec.fragments.iter().map(|(_, f)| f.as_str()).collect::<Vec<_>>().join("\n"), &config);
+    let (missing, gone) = split_gone(
+        &tree,
+        missing_options(&rec.fragments.iter().map(|(_, f)| f.as_str()).collect::<Vec<_>>().join("\n"), &config),
+    );
+    if !gone.is_empty() {
+        // e.g. SCHED_DEBUG, folded into the scheduler for good after 6.12
+        p.note(&format!("not in this kernel's Kconfig, skipped: {}", gone.join(", ")));
+    }
     if !missing.is_empty() {
         bail!(
             "the kernel config lost options the recipe asks for (a dependency is missing in this tree?): {}",
@@ -460,6 +474,37 @@ fn patch(tree: &Path, data: &[u8], reverse: bool) -> Result<()> {
     Ok(())
 }
 
+/// Split missing options into those the tree knows (a real problem) and those
+/// no Kconfig file of the tree defines any more (renamed or removed upstream).
+fn split_gone(tree: &Path, missing: Vec<String>) -> (Vec<String>, Vec<String>) {
+    if missing.is_empty() {
+        return (missing, Vec::new());
+    }
+    let mut defined = std::collections::HashSet::new();
+    let mut stack = vec![tree.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if p.is_dir() && !name.starts_with('.') {
+                stack.push(p);
+            } else if name.starts_with("Kconfig") {
+                for l in std::fs::read_to_string(&p).unwrap_or_default().lines() {
+                    if let Some(sym) = l.trim().strip_prefix("config ").or_else(|| l.trim().strip_prefix("menuconfig ")) {
+                        defined.insert(format!("CONFIG_{}", sym.trim()));
+                    }
+                }
+            }
+        }
+    }
+    missing.into_iter().partition(|m| {
+        let sym = m.split(['=', ' ']).next().unwrap_or("");
+        defined.contains(sym)
+    })
+}
+
 /// Options of `fragment` (=y/=n/"..." lines and "is not set") that `.config` does not have.
 pub fn missing_options(fragment: &str, config: &str) -> Vec<String> {
     use std::collections::HashMap;
@@ -516,6 +561,19 @@ mod tests {
         assert!(missing_options("CONFIG_A=y\n# CONFIG_Z is not set\n", "CONFIG_A=y\n").is_empty());
         // a later fragment overrides an earlier one
         assert!(missing_options("CONFIG_L=\"a\"\nCONFIG_L=\"b\"\n", "CONFIG_L=\"b\"\n").is_empty());
+    }
+
+    #[test]
+    fn options_the_tree_no_longer_defines_are_told_apart() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("kernel/sched")).unwrap();
+        std::fs::write(t.path().join("kernel/sched/Kconfig.x"), "config SCHED_CLASS_EXT\n\tbool\nmenuconfig CGROUPS\n").unwrap();
+        let (missing, gone) = split_gone(
+            t.path(),
+            vec!["CONFIG_SCHED_CLASS_EXT=y".into(), "CONFIG_CGROUPS=y".into(), "CONFIG_SCHED_DEBUG=y".into()],
+        );
+        assert_eq!(missing, vec!["CONFIG_SCHED_CLASS_EXT=y", "CONFIG_CGROUPS=y"]);
+        assert_eq!(gone, vec!["CONFIG_SCHED_DEBUG=y"]);
     }
 
     #[test]

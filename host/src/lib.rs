@@ -14,6 +14,7 @@ pub mod btf;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod debsrc;
 pub mod download;
 pub mod exit;
 pub mod experiment;

@@ -552,6 +552,10 @@ SCHED_OPS(
 	.cgroup_move		= (void *)fcg_cgroup_move,
 	.init			= (void *)fcg_init,
 	.exit			= (void *)fcg_exit,
-	.flags			= SCX_OPS_HAS_CGROUP_WEIGHT,
+	/*
+	 * SCX_OPS_HAS_CGROUP_WEIGHT exists in 6.12 (it only silences a
+	 * warning) and is gone later, where weights always come: the loader
+	 * sets it when the running kernel's BTF has it (compat.h).
+	 */
 	.name			= SCX_OPS_NAME("flatcg"),
 );

@@ -16,6 +16,7 @@
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 #define ETIMEDOUT 110
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
@@ -77,21 +78,69 @@ u32 out_irq_works;	/* irq_work interrupts taken during the call */
  * say nothing about the scan. irq_work is left out on purpose: freeing
  * evicted NO_PREALLOC elements raises it, so it is the scan's own cost.
  */
+/*
+ * x86's irq_cpustat_t names its counters up to 6.x; 7.x keeps them in
+ * counts[], indexed by enum irq_stat_counts. Both layouts are declared as
+ * CO-RE flavours and the one the running kernel has is read, so this object
+ * builds against either kernel's vmlinux.h.
+ */
+typedef struct {
+	unsigned int apic_timer_irqs;
+	unsigned int x86_platform_ipis;
+	unsigned int apic_irq_work_irqs;
+	unsigned int irq_resched_count;
+	unsigned int irq_call_count;
+	unsigned int irq_tlb_count;
+} __attribute__((preserve_access_index)) irq_cpustat_t___named;
+
+typedef struct {
+	unsigned int counts[16];
+} __attribute__((preserve_access_index)) irq_cpustat_t___counts;
+
+enum irq_stat_counts___local {
+	IRQ_COUNT_APIC_TIMER___local = 1,
+	IRQ_COUNT_IRQ_WORK___local = 4,
+	IRQ_COUNT_X86_PLATFORM_IPI___local = 6,
+	IRQ_COUNT_RESCHEDULE___local = 7,
+	IRQ_COUNT_CALL_FUNCTION___local = 8,
+	IRQ_COUNT_TLB___local = 9,
+};
+
+static __always_inline u32 irq_count(void *is, u64 idx)
+{
+	unsigned int *base = (unsigned int *)__builtin_preserve_access_index(&((irq_cpustat_t___counts *)is)->counts[0]);
+	u32 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), base + idx);
+	return v;
+}
+
 static __always_inline u64 irq_events(void)
 {
-	irq_cpustat_t *is = bpf_this_cpu_ptr(&irq_stat);
+	void *is = bpf_this_cpu_ptr(&irq_stat);
 	struct kernel_stat *ks = bpf_this_cpu_ptr(&kstat);
+	irq_cpustat_t___named *n = is;
 
-	return (u64)is->apic_timer_irqs + is->irq_resched_count +
-	       is->irq_call_count + is->irq_tlb_count +
-	       is->x86_platform_ipis + ks->irqs_sum;
+	if (bpf_core_field_exists(n->apic_timer_irqs))
+		return (u64)BPF_CORE_READ(n, apic_timer_irqs) + BPF_CORE_READ(n, irq_resched_count) +
+		       BPF_CORE_READ(n, irq_call_count) + BPF_CORE_READ(n, irq_tlb_count) +
+		       BPF_CORE_READ(n, x86_platform_ipis) + ks->irqs_sum;
+	return (u64)irq_count(is, bpf_core_enum_value(enum irq_stat_counts___local, IRQ_COUNT_APIC_TIMER___local)) +
+	       irq_count(is, bpf_core_enum_value(enum irq_stat_counts___local, IRQ_COUNT_RESCHEDULE___local)) +
+	       irq_count(is, bpf_core_enum_value(enum irq_stat_counts___local, IRQ_COUNT_CALL_FUNCTION___local)) +
+	       irq_count(is, bpf_core_enum_value(enum irq_stat_counts___local, IRQ_COUNT_TLB___local)) +
+	       irq_count(is, bpf_core_enum_value(enum irq_stat_counts___local, IRQ_COUNT_X86_PLATFORM_IPI___local)) +
+	       ks->irqs_sum;
 }
 
 static __always_inline u32 irq_works(void)
 {
-	irq_cpustat_t *is = bpf_this_cpu_ptr(&irq_stat);
+	void *is = bpf_this_cpu_ptr(&irq_stat);
+	irq_cpustat_t___named *n = is;
 
-	return is->apic_irq_work_irqs;
+	if (bpf_core_field_exists(n->apic_irq_work_irqs))
+		return BPF_CORE_READ(n, apic_irq_work_irqs);
+	return irq_count(is, bpf_core_enum_value(enum irq_stat_counts___local, IRQ_COUNT_IRQ_WORK___local));
 }
 
 /*

@@ -10,6 +10,10 @@
  * verifier drop the branch for the missing one. The "___new" suffix is a
  * libbpf flavour (stripped when resolving), needed where the newer kernel
  * changed a return type: scx_bpf_dsq_insert() returns bool from 6.19.
+ *
+ * Ops flags cannot be picked here (a struct_ops initializer is a constant):
+ * SCX_OPS_HAS_CGROUP_WEIGHT (6.12 only; 7.x refuses unknown flags) is set by
+ * the agent's loader from the running kernel's BTF (guest-agent/src/sched.rs).
  */
 #ifndef __SCX_COMPAT_H
 #define __SCX_COMPAT_H

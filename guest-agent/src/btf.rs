@@ -53,6 +53,42 @@ pub fn has_func(path: &Path, name: &str) -> Result<bool> {
     Ok(id > 0)
 }
 
+/// The value of enumerator `value` of `enum name` in the BTF at `path`, if
+/// the kernel has it: how the loader tells which ops flags this kernel knows.
+pub fn enum_value(path: &Path, name: &str, value: &str) -> Result<Option<u64>> {
+    let btf = Btf::parse(path)?;
+    let c = CString::new(name)?;
+    for kind in [sys::BTF_KIND_ENUM64, sys::BTF_KIND_ENUM] {
+        let id = unsafe { sys::btf__find_by_name_kind(btf.0, c.as_ptr(), kind) };
+        if id <= 0 {
+            continue;
+        }
+        let t = unsafe { sys::btf__type_by_id(btf.0, id as u32) };
+        if t.is_null() {
+            continue;
+        }
+        // SAFETY: the members (btf_enum or btf_enum64) follow the btf_type
+        // record; vlen counts them (include/uapi/linux/btf.h).
+        unsafe {
+            let vlen = ((*t).info & 0xffff) as usize;
+            let members = t.add(1).cast::<u32>();
+            let stride = if kind == sys::BTF_KIND_ENUM64 { 3 } else { 2 };
+            for i in 0..vlen {
+                let m = members.add(i * stride);
+                if btf.name(*m) == value {
+                    let v = if stride == 3 {
+                        (*m.add(1) as u64) | ((*m.add(2) as u64) << 32)
+                    } else {
+                        *m.add(1) as i32 as i64 as u64
+                    };
+                    return Ok(Some(v));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// (name, offset, size) of every variable of the DATASEC `type_id` in the
 /// kernel BTF object `btf_id`: the layout of a map like `prog.bss`.
 pub fn datasec_vars(btf_id: u32, type_id: u32) -> Result<Vec<(String, u32, u32)>> {

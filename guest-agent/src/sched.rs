@@ -245,6 +245,13 @@ macro_rules! builds {
                         ro.cleanup_timeout_ns = opts.cleanup.timeout_ns();
                         ro.cleanup_max_age_ns = opts.cleanup.max_age_ns();
                     }
+                    // 6.12 wants SCX_OPS_HAS_CGROUP_WEIGHT from a cgroup scheduler;
+                    // later kernels dropped the flag and refuse unknown ones.
+                    if sched == Sched::Flatcg {
+                        if let Ok(Some(f)) = crate::btf::enum_value(opts.kernel_btf, "scx_ops_flags", "SCX_OPS_HAS_CGROUP_WEIGHT") {
+                            open.struct_ops.sched_ops_mut().flags |= f;
+                        }
+                    }
                     let log_bufs = crate::verifier_stats::prepare(open.open_object_mut());
                     let mut skel = open
                         .load()

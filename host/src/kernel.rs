@@ -44,6 +44,9 @@ pub struct KernelInfo {
     pub has_sched_ext: bool,
     pub built_unix: u64,
     pub build_seconds: f64,
+    /// Problems with the build that do not stop it (e.g. a too old pahole).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -411,6 +414,10 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
     }
     std::fs::write(tmp.join("vmlinux.h"), &h.stdout)?;
     let btf = crate::btf::Btf::from_elf_file(&tmp.join("vmlinux"))?;
+    let notes: Vec<String> = pahole_note(&tree).into_iter().collect();
+    for n in &notes {
+        p.note(&format!("warning: {n}"));
+    }
     let version = Command::new("make").arg("-C").arg(&tree).arg("-s").arg("kernelrelease").output()?;
     let info = KernelInfo {
         id: id.to_string(),
@@ -421,6 +428,7 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
         has_sched_ext: btf.has_struct("sched_ext_ops"),
         built_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
         build_seconds: started.elapsed().as_secs_f64(),
+        notes,
     };
     std::fs::write(tmp.join("kernel.json"), serde_json::to_vec_pretty(&info)?)?;
     let out = root.join(id);
@@ -428,6 +436,28 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
     std::fs::rename(&tmp, &out)?;
     p.finish(&format!("built {} ({}) -> {}", info.version, info.id, out.display()));
     Ok(Kernel { dir: out, info })
+}
+
+/// Kernels from 7.x give many sched_ext kfuncs an implicit `aux` argument
+/// (KF_IMPLICIT_ARGS); the BPF-facing prototypes are made at build time from
+/// pahole's kfunc decl tags, which pahole < 1.26 does not emit. Such a kernel
+/// boots and the helper works, but no sched_ext scheduler can load on it.
+fn pahole_note(tree: &Path) -> Option<String> {
+    let btf_h = std::fs::read_to_string(tree.join("include/linux/btf.h")).unwrap_or_default();
+    if !btf_h.contains("KF_IMPLICIT_ARGS") {
+        return None;
+    }
+    let out = Command::new("pahole").arg("--version").output().ok()?;
+    let v = String::from_utf8_lossy(&out.stdout).trim().trim_start_matches('v').to_string();
+    let (maj, min) = v.split_once('.')?;
+    let num = maj.parse::<u32>().ok()? * 100 + min.parse::<u32>().ok()?;
+    (num < 126).then(|| {
+        format!(
+            "pahole {v} is older than 1.26: this kernel's sched_ext kfuncs with implicit arguments \
+             (KF_IMPLICIT_ARGS) get no BPF-facing prototypes, so schedulers will not load on it \
+             (the helper does); build with pahole >= 1.26 (Debian 13's dwarves)"
+        )
+    })
 }
 
 /// Reverse the previously applied series if it differs, then apply ours.

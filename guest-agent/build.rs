@@ -37,6 +37,12 @@ fn programs() -> Vec<Program> {
             });
         }
     }
+    // The sampler's O(1) entry count (guest-agent/src/elemcount.rs).
+    progs.push(Program {
+        source: "count/elem_count.bpf.c".into(),
+        name: "elem_count".into(),
+        defines: Vec::new(),
+    });
     // The helper's selftest (scx-guest-agent selftest).
     progs.push(Program {
         source: "selftest/map_scan.bpf.c".into(),

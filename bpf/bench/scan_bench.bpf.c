@@ -25,7 +25,6 @@ extern int scx_bpf_map_scan_timeout(struct bpf_map *map, u64 timeout_ns,
 				    u64 max_age_ns, u32 *evicted) __ksym;
 
 /* the kernel's own element count of a map (hash maps keep one, 6.6+) */
-extern s64 bpf_map_sum_elem_count(const struct bpf_map *map) __ksym;
 
 /* this CPU's interrupt counters (x86), to tell calls an interrupt hit */
 extern irq_cpustat_t irq_stat __ksym;
@@ -261,21 +260,3 @@ int prog(void *ctx)							\
 BPFSCAN_PROG(bpfscan_1k, map_1k)
 BPFSCAN_PROG(bpfscan_16k, map_16k)
 BPFSCAN_PROG(bpfscan_256k, map_256k)
-
-/*
- * Counting without a walk: a bpf_map iterator reads the kernel's element
- * count of map arg_map_id, O(1) whatever the map's size. Compared in
- * `bench count` with the agent's batched walk.
- */
-u32 arg_map_id;
-s64 out_elem_count;	/* user space sets -1 before each read */
-
-SEC("iter/bpf_map")
-int count_elems(struct bpf_iter__bpf_map *ctx)
-{
-	struct bpf_map *map = ctx->map;
-
-	if (map && map->id == arg_map_id)
-		out_elem_count = bpf_map_sum_elem_count(map);
-	return 0;
-}

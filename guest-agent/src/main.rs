@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod csv;
 mod cycle;
+mod elemcount;
 mod exit;
 mod exitlog;
 mod hold;

@@ -17,11 +17,22 @@ pub struct MapSource<'a> {
 
 pub struct Sampler {
     counter: maps::Counter,
+    /// The kernel's own count when the kernel has it (6.6+); else a walk.
+    elems: Option<crate::elemcount::ElemCounter>,
 }
 
 impl Sampler {
     pub fn new() -> Self {
-        Sampler { counter: maps::Counter::default() }
+        Sampler { counter: maps::Counter::default(), elems: crate::elemcount::ElemCounter::new().ok() }
+    }
+
+    fn count(&mut self, m: &MapSource<'_>) -> anyhow::Result<u64> {
+        if let Some(e) = self.elems.as_mut() {
+            if let Ok(n) = maps::info(m.fd).and_then(|i| e.count(i.id)) {
+                return Ok(n);
+            }
+        }
+        self.counter.count(m.fd, m.key_size, m.value_size)
     }
 
     /// `map` None: the map is gone or was never found (entries 0).
@@ -35,7 +46,7 @@ impl Sampler {
     ) -> (Sample, Option<String>) {
         let mut err = None;
         let (map_entries, map_bytes) = match map {
-            Some(m) => match self.counter.count(m.fd, m.key_size, m.value_size) {
+            Some(m) => match self.count(m) {
                 Ok(n) => (n, maps::memlock(m.fd)),
                 Err(e) => {
                     err = Some(format!("counting map entries: {e:#}"));

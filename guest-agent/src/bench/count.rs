@@ -86,7 +86,7 @@ pub fn run(a: &CountArgs) -> Result<CountResult> {
     let fd = owned.as_fd();
     let id = maps::info(fd)?.id;
     let mut counter = maps::Counter::default();
-    let link = f.attach_counter()?;
+    let mut elems = crate::elemcount::ElemCounter::new()?;
     let (mut batch_ns, mut next_ns, mut tool_ns, mut kern_ns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut batch_n, mut next_n, mut tool_n, mut kern_n, mut bytes) = (0, 0, 0, 0, 0);
     // Interleaved, so drift on a shared host hits every way alike.
@@ -100,7 +100,7 @@ pub fn run(a: &CountArgs) -> Result<CountResult> {
             next_n = counter.count_next_key(fd, 4)?;
             next_ns.push(t.elapsed().as_nanos() as u64);
             let t = Instant::now();
-            kern_n = f.kernel_count(&link, id)?;
+            kern_n = elems.count(id)?;
             kern_ns.push(t.elapsed().as_nanos() as u64);
         }
         if i % every == 0 && (tool_ns.len() as u32) < a.bpftool_reps {

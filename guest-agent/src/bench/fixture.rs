@@ -94,26 +94,6 @@ impl Fixture<'_> {
         })
     }
 
-    /// The kernel's element count of map `id`, through the count_elems
-    /// iterator: one read of the iterator runs it over every map.
-    pub fn kernel_count(&mut self, link: &libbpf_rs::Link, id: u32) -> Result<u64> {
-        use std::io::Read;
-        {
-            let bss = self.skel.maps.bss_data.as_deref_mut().context("bss is mmapped")?;
-            bss.arg_map_id = id;
-            bss.out_elem_count = -1;
-        }
-        let mut it = libbpf_rs::Iter::new(link).context("opening the map iterator")?;
-        it.read_to_end(&mut Vec::new()).context("running the map iterator")?;
-        let n = self.skel.maps.bss_data.as_deref().context("bss is mmapped")?.out_elem_count;
-        ensure!(n >= 0, "the map iterator did not see map {id}");
-        Ok(n as u64)
-    }
-
-    pub fn attach_counter(&mut self) -> Result<libbpf_rs::Link> {
-        self.skel.progs.count_elems.attach().context("attaching the map iterator")
-    }
-
     pub fn count(&mut self, size: u32) -> Result<u64> {
         let fd = match size_index(size)? {
             0 => self.skel.maps.map_1k.as_fd(),

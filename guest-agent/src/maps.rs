@@ -88,6 +88,10 @@ pub fn last_id() -> u32 {
     id
 }
 
+/// Map types whose kernel keeps an element count (kernel/bpf/hashtab.c,
+/// 6.6+): HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH, HASH_OF_MAPS.
+pub const HASH_FAMILY: [u32; 5] = [1, 5, 9, 10, 13];
+
 /// The value size to walk a map with: a per-CPU map's batch lookup returns
 /// one 8-byte-aligned value per possible CPU, and the buffer must hold them.
 pub fn walk_value_size(mi: &MapInfo) -> u32 {

@@ -28,8 +28,14 @@ impl Sampler {
 
     fn count(&mut self, m: &MapSource<'_>) -> anyhow::Result<u64> {
         if let Some(e) = self.elems.as_mut() {
-            if let Ok(n) = maps::info(m.fd).and_then(|i| e.count(i.id)) {
-                return Ok(n);
+            // The kernel keeps an element count for hash maps only: an array
+            // (a user's per-CPU stats map) reads 0 there, so it is walked.
+            if let Ok(i) = maps::info(m.fd) {
+                if maps::HASH_FAMILY.contains(&i.map_type) {
+                    if let Ok(n) = e.count(i.id) {
+                        return Ok(n);
+                    }
+                }
             }
         }
         self.counter.count(m.fd, m.key_size, m.value_size)

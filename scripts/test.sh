@@ -41,6 +41,9 @@ rm -rf target/nightly-mini
 (
 	export SCX_VMCTL_BIN=./target/debug/scx-vmctl NIGHTLY_SCHEDS=scx_simple NIGHTLY_WORKLOADS=custom-churn \
 		NIGHTLY_DURATION=20 NIGHTLY_ITERATIONS=2 NIGHTLY_VARIANTS=control,test NIGHTLY_CONFIG=config/quick-tcg.yaml
+	# Timings on this shared TCG machine are noise: throughput and overhead
+	# changes are reported, not gated (the KVM nightly gates on them).
+	export NIGHTLY_TIMING_GATE=0
 	bash scripts/nightly.sh shard 1 2 target/nightly-mini/shard1
 	bash scripts/nightly.sh shard 2 2 target/nightly-mini/shard2
 	bash scripts/nightly.sh merge target/nightly-mini/merged host/tests/data/nightly-mini-baseline.json \

@@ -136,6 +136,45 @@ fn report_throughput_beyond_the_interval() {
 }
 
 #[test]
+fn report_tiny_throughput_change_with_a_collapsed_ci_is_no_regression() {
+    // What failed CI once: custom-churn runs at a fixed rate, so both sides
+    // repeat nearly the same figure, the CI collapses and a 0.003% change for
+    // the worse "excludes 0". (Here: hackbench seconds, lower is better.)
+    let (_t, base) = good();
+    let mut cur = base.clone();
+    let mut base = base;
+    set_throughput(&mut base, "test", &[2.0, 2.00001, 1.99999]);
+    set_throughput(&mut cur, "test", &[2.00006, 2.00007, 2.00005]);
+    let c = report::compare_baseline(&cur, &base);
+    assert!(!c.is_regression(), "{c}");
+    // Beyond the 5% floor and outside the CI it is one.
+    set_throughput(&mut cur, "test", &[2.2, 2.2001, 2.1999]);
+    let c = report::compare_baseline(&cur, &base);
+    assert_eq!(c.regressions[0].kind, "throughput_regressed", "{c}");
+    assert!(c.regressions[0].detail.contains("floor 5%"), "{c}");
+}
+
+#[test]
+fn report_no_timing_gate_keeps_timing_findings_as_notes_only() {
+    let (_t, base) = good();
+    let mut cur = base.clone();
+    let mut base = base;
+    set_throughput(&mut base, "test", &[2.0, 2.01, 1.99]);
+    set_throughput(&mut cur, "test", &[2.5, 2.51, 2.49]);
+    // A criterion regression alongside: that one still fails.
+    let c = report::compare_baseline(&cur, &base).timings_as_notes();
+    assert!(!c.is_regression(), "{c}");
+    let n = c.notes.iter().find(|n| n.kind == "throughput_regressed").expect("kept as a note");
+    assert!(n.detail.starts_with("not gated (--no-timing-gate): test: "), "{c}");
+    let crit = &mut cur.groups[0].criteria[0];
+    crit.status = report::summary::Status::Fail;
+    let c = report::compare_baseline(&cur, &base).timings_as_notes();
+    assert!(c.is_regression() && c.regressions[0].kind == "criterion_regressed", "{c}");
+    assert!(c.regressions.iter().all(|r| !report::baseline::TIMING_KINDS.contains(&r.kind.as_str())), "{c}");
+    assert!(c.notes.iter().any(|n| n.kind == "throughput_regressed"), "{c}");
+}
+
+#[test]
 fn report_helper_overhead_grew() {
     let (_t, base) = good();
     let mut cur = base.clone();

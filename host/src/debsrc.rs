@@ -27,6 +27,23 @@ fn apt(dir: &Path) -> Vec<String> {
     ]
 }
 
+/// A private apt setup for `suite` (sources list, lists and cache under
+/// `<cache>/debian/<suite>/`), updated: its directory and apt's options.
+pub fn suite_apt(suite: &str) -> Result<(PathBuf, Vec<String>)> {
+    let dir = paths::cache_dir().join("debian").join(suite);
+    for sub in ["lists/partial", "cache/archives/partial"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let mirror = if suite.ends_with("-security") { "http://deb.debian.org/debian-security" } else { MIRROR };
+    std::fs::write(dir.join("sources.list"), format!("deb {mirror} {suite} main\n"))?;
+    let a = apt(&dir);
+    let up = Command::new("apt-get").args(&a).args(["update", "-qq"]).output().context("cannot run apt-get")?;
+    if !up.status.success() {
+        bail!("apt-get update for Debian suite {suite} failed: {}", String::from_utf8_lossy(&up.stderr).trim());
+    }
+    Ok((dir, a))
+}
+
 /// The tarball and Debian version of `pkg` in `suite`.
 pub fn fetch(pkg: &str, suite: &str, refresh: bool) -> Result<(PathBuf, String)> {
     let dir = paths::cache_dir().join("debian").join(suite);
@@ -40,16 +57,7 @@ pub fn fetch(pkg: &str, suite: &str, refresh: bool) -> Result<(PathBuf, String)>
             }
         }
     }
-    for sub in ["lists/partial", "cache/archives/partial"] {
-        std::fs::create_dir_all(dir.join(sub))?;
-    }
-    let mirror = if suite.ends_with("-security") { "http://deb.debian.org/debian-security" } else { MIRROR };
-    std::fs::write(dir.join("sources.list"), format!("deb {mirror} {suite} main\n"))?;
-    let a = apt(&dir);
-    let up = Command::new("apt-get").args(&a).args(["update", "-qq"]).output().context("cannot run apt-get")?;
-    if !up.status.success() {
-        bail!("apt-get update for Debian suite {suite} failed: {}", String::from_utf8_lossy(&up.stderr).trim());
-    }
+    let (dir, a) = suite_apt(suite)?;
     let pol = Command::new("apt-cache").args(&a).args(["show", "--no-all-versions", pkg]).output()?;
     let version = String::from_utf8_lossy(&pol.stdout)
         .lines()

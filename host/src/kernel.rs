@@ -47,6 +47,9 @@ pub struct KernelInfo {
     /// Problems with the build that do not stop it (e.g. a too old pahole).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The pahole that made the BTF: "1.30 (Debian trixie (fetched))".
+    #[serde(default)]
+    pub pahole: String,
 }
 
 #[derive(Debug, Clone)]
@@ -206,14 +209,16 @@ fn short(h: &[u8]) -> String {
     hex::encode(h)[..16].to_string()
 }
 
-/// The cache id for these options, without building anything.
-fn ids(opts: &KernelOptions) -> Result<(Source, Recipe, String, String)> {
+/// The cache id for these options, without building anything. The pahole
+/// version is an input: it decides what the kernel's BTF holds.
+fn ids(opts: &KernelOptions, pahole_version: &str) -> Result<(Source, Recipe, String, String)> {
     let src = Source::resolve(opts)?;
     let rec = recipe(opts.debug)?;
     let ident = src.identity()?;
     let mut h = Sha256::new();
     h.update(RECIPE_VERSION);
     h.update(&ident);
+    h.update(format!("pahole:{pahole_version}"));
     for (n, f) in &rec.fragments {
         h.update(n);
         h.update(f);
@@ -240,26 +245,28 @@ fn load(dir: &Path) -> Option<Kernel> {
 
 /// The cached kernel for these options, if built.
 pub fn cached(opts: &KernelOptions) -> Result<Option<Kernel>> {
-    let (_, _, id, _) = ids(opts)?;
+    let Ok(ph) = crate::pahole::select(false, &mut |_| {}) else { return Ok(None) };
+    let (_, _, id, _) = ids(opts, &ph.version)?;
     Ok(load(&kernel_root().join(&id)))
 }
 
 /// Build (or find in the cache) the kernel for `opts`.
 pub async fn build(opts: &KernelOptions) -> Result<Kernel> {
-    let (src, rec, id, work_id) = ids(opts)?;
+    let ph = crate::pahole::select(true, &mut |w| eprintln!("kernel: {w}"))?;
+    let (src, rec, id, work_id) = ids(opts, &ph.version)?;
     let out = kernel_root().join(&id);
     if !opts.force {
         if let Some(k) = load(&out) {
             return Ok(k);
         }
     }
-    for (tool, pkg) in [("make", "make"), ("gcc", "gcc"), ("flex", "flex"), ("bison", "bison"), ("bc", "bc"), ("pahole", "dwarves"), ("bpftool", "bpftool")] {
+    for (tool, pkg) in [("make", "make"), ("gcc", "gcc"), ("flex", "flex"), ("bison", "bison"), ("bc", "bc"), ("bpftool", "bpftool")] {
         if which(tool).is_none() {
             bail!("{tool} is needed to build the kernel: apt-get install {pkg} (all at once: see README, Setup)");
         }
     }
     let opts = opts.clone();
-    tokio::task::spawn_blocking(move || build_blocking(&opts, src, rec, &id, &work_id)).await?
+    tokio::task::spawn_blocking(move || build_blocking(&opts, src, rec, &id, &work_id, &ph)).await?
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {
@@ -282,14 +289,23 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work_id: &str) -> Result<Kernel> {
+fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work_id: &str, ph: &crate::pahole::Pahole) -> Result<Kernel> {
+    // Kconfig reads pahole's version too (CONFIG_PAHOLE_VERSION), so every
+    // make sees the same one.
+    let pahole_arg = format!("PAHOLE={}", ph.cmd.display());
     let started = Instant::now();
     let mut p = Progress::new("kernel");
     let root = kernel_root();
     let work = root.join("work").join(work_id);
     let tree = work.join("src");
     std::fs::create_dir_all(&work)?;
-    p.note(&format!("building {} ({}), id {id}", src.describe(), if opts.debug { "debug" } else { "guest" }));
+    p.note(&format!(
+        "building {} ({}), id {id}, pahole {} ({})",
+        src.describe(),
+        if opts.debug { "debug" } else { "guest" },
+        ph.version,
+        ph.origin
+    ));
 
     let fresh = !tree.join("Makefile").exists();
     if fresh {
@@ -329,12 +345,12 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
         std::fs::write(&fp, f)?;
         frag_paths.push(fp);
     }
-    run(Command::new("make").arg("-C").arg(&tree).arg("-s").arg("allnoconfig"), "make allnoconfig")?;
+    run(Command::new("make").arg("-C").arg(&tree).arg(&pahole_arg).arg("-s").arg("allnoconfig"), "make allnoconfig")?;
     run(
         Command::new(tree.join("scripts/kconfig/merge_config.sh")).current_dir(&tree).arg("-m").arg(".config").args(&frag_paths),
         "merging the config fragments",
     )?;
-    run(Command::new("make").arg("-C").arg(&tree).arg("-s").arg("olddefconfig"), "make olddefconfig")?;
+    run(Command::new("make").arg("-C").arg(&tree).arg(&pahole_arg).arg("-s").arg("olddefconfig"), "make olddefconfig")?;
     let config = std::fs::read_to_string(tree.join(".config"))?;
     let (missing, gone) = split_gone(
         &tree,
@@ -351,6 +367,16 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
         );
     }
 
+    // The final link is what runs pahole, and kbuild does not relink when
+    // only pahole changed: drop the linked images so BTF is made again.
+    let pahole_stamp = work.join("pahole.used");
+    let used = format!("{} {}", ph.version, ph.cmd.display());
+    if std::fs::read_to_string(&pahole_stamp).ok().as_deref() != Some(used.as_str()) {
+        for f in ["vmlinux", "vmlinux.unstripped"] {
+            let _ = std::fs::remove_file(tree.join(f));
+        }
+    }
+
     let jobs = opts.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() + 1).unwrap_or(2));
     let log_path = work.join("build.log");
     let expected: usize = std::fs::read_to_string(work.join("objects.count")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
@@ -358,6 +384,7 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
         .arg("-C")
         .arg(&tree)
         .arg(format!("-j{jobs}"))
+        .arg(&pahole_arg)
         .arg("bzImage")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -395,6 +422,7 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
         let first_err = errs.iter().find(|l| l.contains("error")).cloned().unwrap_or_else(|| errs.last().cloned().unwrap_or_default());
         bail!("kernel build failed: {first_err}\n(full log: {})", log_path.display());
     }
+    std::fs::write(&pahole_stamp, &used)?;
     // A cold build's count is the next cold build's progress denominator.
     if fresh && compiled > 0 {
         let _ = std::fs::write(work.join("objects.count"), compiled.to_string());
@@ -414,11 +442,11 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
     }
     std::fs::write(tmp.join("vmlinux.h"), &h.stdout)?;
     let btf = crate::btf::Btf::from_elf_file(&tmp.join("vmlinux"))?;
-    let notes: Vec<String> = pahole_note(&tree).into_iter().collect();
+    let notes: Vec<String> = pahole_note(&tree, &ph.version).into_iter().collect();
     for n in &notes {
         p.note(&format!("warning: {n}"));
     }
-    let version = Command::new("make").arg("-C").arg(&tree).arg("-s").arg("kernelrelease").output()?;
+    let version = Command::new("make").arg("-C").arg(&tree).arg(&pahole_arg).arg("-s").arg("kernelrelease").output()?;
     let info = KernelInfo {
         id: id.to_string(),
         version: String::from_utf8_lossy(&version.stdout).trim().to_string(),
@@ -429,6 +457,7 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
         built_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
         build_seconds: started.elapsed().as_secs_f64(),
         notes,
+        pahole: format!("{} ({})", ph.version, ph.origin),
     };
     std::fs::write(tmp.join("kernel.json"), serde_json::to_vec_pretty(&info)?)?;
     let out = root.join(id);
@@ -442,20 +471,16 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
 /// (KF_IMPLICIT_ARGS); the BPF-facing prototypes are made at build time from
 /// pahole's kfunc decl tags, which pahole < 1.26 does not emit. Such a kernel
 /// boots and the helper works, but no sched_ext scheduler can load on it.
-fn pahole_note(tree: &Path) -> Option<String> {
+fn pahole_note(tree: &Path, v: &str) -> Option<String> {
     let btf_h = std::fs::read_to_string(tree.join("include/linux/btf.h")).unwrap_or_default();
     if !btf_h.contains("KF_IMPLICIT_ARGS") {
         return None;
     }
-    let out = Command::new("pahole").arg("--version").output().ok()?;
-    let v = String::from_utf8_lossy(&out.stdout).trim().trim_start_matches('v').to_string();
-    let (maj, min) = v.split_once('.')?;
-    let num = maj.parse::<u32>().ok()? * 100 + min.parse::<u32>().ok()?;
-    (num < 126).then(|| {
+    (crate::pahole::version_number(v)? < crate::pahole::MIN).then(|| {
         format!(
             "pahole {v} is older than 1.26: this kernel's sched_ext kfuncs with implicit arguments \
              (KF_IMPLICIT_ARGS) get no BPF-facing prototypes, so schedulers will not load on it \
-             (the helper does); build with pahole >= 1.26 (Debian 13's dwarves)"
+             (the helper does); it was built with this pahole because Debian 13's could not be fetched (see the warning above): retry with Debian's mirror reachable, or install dwarves >= 1.26"
         )
     })
 }

@@ -21,6 +21,7 @@ pub mod experiment;
 pub mod image;
 pub mod kernel;
 pub mod names;
+pub mod pahole;
 pub mod paths;
 pub mod progress;
 pub mod qemu;

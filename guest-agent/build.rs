@@ -104,6 +104,9 @@ fn main() {
             "-mcpu=v3".to_string(),
             "-Wall".to_string(),
             "-Wno-unused-function".to_string(),
+            // bpftool >= 7.4 (Debian 13) puts kfunc prototypes in vmlinux.h;
+            // ours are declared in bpf/include (per kernel API), so keep it out.
+            "-DBPF_NO_KFUNC_PROTOTYPES".to_string(),
             format!("-I{}", include.display()),
             format!("-I{}", inc.display()),
         ];

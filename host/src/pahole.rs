@@ -68,7 +68,7 @@ fn fetched() -> Option<Pahole> {
     Some(Pahole { cmd, version, origin: format!("Debian {SUITE} (fetched)") })
 }
 
-/// Fetch Debian 13's pahole into the cache (about 4.5 MB).
+/// Fetch Debian 13's pahole into the cache (about 4.3 MB of .debs).
 fn fetch() -> Result<Pahole> {
     let d = dir();
     let (apt_dir, args) = debsrc::suite_apt(SUITE)?;

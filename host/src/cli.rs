@@ -35,6 +35,9 @@ pub enum Cmd {
     /// Build the guest agent (and its BPF schedulers) for a kernel; prints its path
     #[command(subcommand)]
     Agent(AgentCmd),
+    /// Build schedulers of the sched-ext/scx project from crates.io (cached), list them, print their paths
+    #[command(subcommand)]
+    Sched(SchedCmd),
     /// Probe the accelerators: does KVM really run a guest here? (TCG always works)
     Probe,
     /// Boot a guest and leave it running; returns once SSH answers
@@ -63,7 +66,9 @@ scx-vmctl selftest --kernel ~/linux/arch/x86/boot/bzImage")]
 scx-vmctl experiment scx_flatcg hackbench --duration 30 --iterations 2 --variants control,test,bpfscan\n  \
 scx-vmctl experiment all all 20 1 --reset in-guest\n  \
 scx-vmctl experiment --sched-bin ./scx_simple_ctl,./scx_simple_tst --map-name tracked_tasks stress-ng\n  \
-scx-vmctl experiment --sched-bin linux/tools/sched_ext/build/bin/scx_simple --map-name stats hackbench 30 1\n\n\
+scx-vmctl experiment --sched-bin linux/tools/sched_ext/build/bin/scx_simple --map-name stats hackbench 30 1\n  \
+scx-vmctl experiment --sched scx_bpfland@1.1.4 custom-churn 30 1\n  \
+scx-vmctl experiment --sched scx_lavd@1.1.4 --sched-args '--performance' --map-name cpu_ctx_stor hackbench 30 1\n\n\
 Results go to <out>/<scheduler>/<workload>/<variant>/run<N>.csv (+ logs), then summary.txt, summary.json,\n\
 report.html and junit.xml. Exit 0 when every criterion holds, 1 when one fails, 3 when the tool failed.")]
     Experiment(Box<ExperimentArgs>),
@@ -84,6 +89,7 @@ Goals are reported, not enforced: exit 0 when every measurement was taken.")]
 pub enum KernelCmd {
     /// Build the guest kernel (cached by source, config fragment and patches)
     #[command(after_help = "Examples:\n  scx-vmctl kernel build\n  scx-vmctl kernel build --debug     # lockdep, atomic-sleep checks, KASAN\n  \
+scx-vmctl kernel build --source debian-7.3   # Linux 7.3 from Debian 13's backports\n  \
 scx-vmctl kernel build --source ~/src/linux")]
     Build(KernelBuildArgs),
     /// Print the path of the cached bzImage (building nothing)
@@ -92,9 +98,11 @@ scx-vmctl kernel build --source ~/src/linux")]
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct KernelFlavor {
-    /// Kernel source: a Debian package (linux-source-6.12, installed), one from another Debian suite
-    /// (linux-source-7.2@sid, fetched into the cache), a kernel tree, or an http(s) tarball URL
-    #[arg(long, value_name = "PKG[@SUITE]|DIR|URL")]
+    /// Kernel source: debian-6.12 (the default: linux-source-6.12, installed), debian-7.3
+    /// (linux-source-7.3@trixie-backports, the newest Debian kernel with sched_ext, fetched into
+    /// the cache), another Debian package (PKG[@SUITE], e.g. linux-source-7.2@sid), a kernel
+    /// tree, or an http(s) tarball URL
+    #[arg(long, value_name = "NAME|PKG[@SUITE]|DIR|URL")]
     pub source: Option<String>,
     /// sha256 of the tarball when --source is a URL
     #[arg(long, value_name = "HEX")]
@@ -120,6 +128,32 @@ pub struct KernelBuildArgs {
 pub enum AgentCmd {
     /// Build (or find cached) the agent against a kernel's BTF (default: the built-in kernel)
     Build(KernelFlavor),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SchedCmd {
+    /// Build a scheduler crate from crates.io with cargo into the cache; prints the binary's path
+    #[command(after_help = "Examples:\n  scx-vmctl sched build scx_bpfland@1.1.4\n  scx-vmctl sched build scx_lavd        # the newest version on crates.io\n\n\
+Cached in ~/.cache/scx-vmctl/sched/<crate>-<version>-<key>/bin/<crate>, keyed by crate, version, rustc and\n\
+the BPF clang; every crate shares one cargo target directory, so scx_utils and libbpf-rs are built once.\n\
+Needs cargo, clang-19, libclang-19-dev, libelf-dev, zlib1g-dev and pkg-config (installed through\n\
+scripts/setup-host.sh when missing and run as root). A cold build takes ~12 min on 2 cores.")]
+    Build {
+        /// The crate, NAME or NAME@VERSION (scx_bpfland, scx_lavd, scx_rusty, scx_flash, scx_cosmos, ...)
+        #[arg(value_name = "NAME[@VERSION]")]
+        sched: String,
+        /// Build again even when the cache has it
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the schedulers built so far (name@version, build time, path)
+    List,
+    /// Print the path of a built scheduler's binary (building nothing); without @VERSION the newest built
+    #[command(after_help = "Example:\n  scx-vmctl experiment --sched-bin $(scx-vmctl sched path scx_bpfland@1.1.4) --map-name task_ctx_stor hackbench")]
+    Path {
+        #[arg(value_name = "NAME[@VERSION]")]
+        sched: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -274,9 +308,25 @@ pub struct ExperimentArgs {
     /// sched_ext scheduler within 30 s; it is stopped with SIGINT (SIGTERM, SIGKILL
     /// after 10 s). Its output is kept as run<N>.scheduler.log; results are grouped
     /// under the binary's file name (two: the part their names share)
-    #[arg(long, value_delimiter = ',', value_name = "PATH[,PATH]")]
+    #[arg(long, value_delimiter = ',', value_name = "PATH[,PATH]", conflicts_with = "sched")]
     pub sched_bin: Option<Vec<PathBuf>>,
-    /// With --sched-bin: the BPF map to sample, by name (its entries are map_entries).
+    /// A scheduler of the sched-ext/scx project by crate (one, or two as control,test):
+    /// built from crates.io if the cache lacks it (`scx-vmctl sched build`), then run as
+    /// --sched-bin runs a binary. Example: --sched scx_bpfland@1.1.4
+    #[arg(long, value_delimiter = ',', value_name = "NAME[@VERSION][,...]")]
+    pub sched: Option<Vec<String>>,
+    /// Arguments for the --sched/--sched-bin scheduler, split like a shell would (quotes
+    /// group words) but never run through one. Once: for every variant; twice: the
+    /// first for control, the second for test. Example: --sched-args '--slice-us 5000'
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub sched_args: Vec<String>,
+    /// Seconds a --sched/--sched-bin scheduler may take to enable sched_ext and create
+    /// its maps (default 60: a Rust scheduler verifying its BPF under TCG is slow)
+    #[arg(long, value_name = "SECS")]
+    pub sched_start_timeout: Option<f64>,
+    /// With --sched-bin/--sched: the BPF map to sample, by name (its entries are map_entries;
+    /// hash maps, arrays and task storage can be counted). Without it the agent picks the
+    /// scheduler's first task-storage or hash map and says which.
     /// evictions/scans come from the binary's .bss if it has our counters
     /// (nr_evictions, nr_scans, nr_scan_timeouts, max_scan_ns), else they are 0
     #[arg(long, value_name = "NAME")]

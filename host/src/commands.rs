@@ -77,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             println!("agent {} for kernel {} ready in {:.2} s: {}", a.id, k.info.id, t.elapsed().as_secs_f64(), a.path.display());
             Ok(0)
         }
+        Cmd::Sched(c) => sched_cmd(c).await,
         Cmd::Probe => {
             let q = qemu::qemu_version().map_err(bad)?;
             let scratch = paths::state_dir();
@@ -99,6 +100,36 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Cmd::Report(a) => report(a),
         Cmd::Bench(a) => crate::bench::run(a).await,
     }
+}
+
+async fn sched_cmd(c: SchedCmd) -> Result<i32> {
+    use crate::sched_crate::{self as sc, SchedRef};
+    match c {
+        SchedCmd::Build { sched, force } => {
+            let r = SchedRef::parse(&sched).map_err(bad)?;
+            let t = std::time::Instant::now();
+            let b = sc::build(&r, force).await?;
+            eprintln!("{} ready in {:.2} s (built in {:.0} s)", b.label(), t.elapsed().as_secs_f64(), b.info.build_s);
+            println!("{}", b.binary().display());
+        }
+        SchedCmd::List => {
+            let all = sc::list();
+            if all.is_empty() {
+                println!("no scheduler built yet: `scx-vmctl sched build scx_bpfland@1.1.4` builds one");
+            }
+            for b in all {
+                println!("{:<24} built in {:>5.0} s  {}  {}", b.label(), b.info.build_s, b.info.rustc, b.binary().display());
+            }
+        }
+        SchedCmd::Path { sched } => {
+            let r = SchedRef::parse(&sched).map_err(bad)?;
+            match sc::cached(&r) {
+                Some(b) => println!("{}", b.binary().display()),
+                None => bail!(BadInput(format!("{r} is not built (with this toolchain): run `scx-vmctl sched build {r}`"))),
+            }
+        }
+    }
+    Ok(0)
 }
 
 fn kernel_opts(f: &KernelFlavor, jobs: Option<usize>, force: bool) -> KernelOptions {

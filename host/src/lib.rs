@@ -3,7 +3,7 @@
 //! task maps bounded.
 //!
 //! Where things live: `cli` (clap) and `commands` (what each subcommand does);
-//! `kernel`, `image` (cached artifacts); `accel`, `qemu`, `vm` (VM lifecycle);
+//! `kernel`, `image`, `sched_crate` (cached artifacts; scx schedulers from crates.io); `accel`, `qemu`, `vm` (VM lifecycle);
 //! `qmp` (QMP client), `ssh` (SSH transport), `transfer` (tar in/out);
 //! `report` (summary, verdict, HTML, JUnit).
 
@@ -27,6 +27,7 @@ pub mod progress;
 pub mod qemu;
 pub mod qmp;
 pub mod report;
+pub mod sched_crate;
 pub mod selftest;
 pub mod ssh;
 pub mod term;

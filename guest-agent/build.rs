@@ -43,6 +43,12 @@ fn programs() -> Vec<Program> {
         name: "elem_count".into(),
         defines: Vec::new(),
     });
+    // Entries of a task-storage map, by task iterator (guest-agent/src/taskstorage.rs).
+    progs.push(Program {
+        source: "count/task_storage_count.bpf.c".into(),
+        name: "task_storage_count".into(),
+        defines: Vec::new(),
+    });
     // The helper's selftest (scx-guest-agent selftest).
     progs.push(Program {
         source: "selftest/map_scan.bpf.c".into(),

@@ -82,9 +82,10 @@ pub struct RunBinCli {
     /// an argument for the binary (repeat for more)
     #[arg(long = "bin-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub bin_args: Vec<String>,
-    /// the BPF map to sample (the kernel keeps the first 15 characters)
+    /// the BPF map to sample (the kernel keeps the first 15 characters);
+    /// without it, the binary's first task-storage or hash map
     #[arg(long)]
-    pub map_name: String,
+    pub map_name: Option<String>,
     /// recorded in run.json: custom, control or test
     #[arg(long, default_value = "custom")]
     pub variant: String,

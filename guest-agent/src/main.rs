@@ -24,6 +24,7 @@ mod sampler;
 mod sched;
 mod selftest;
 mod signals;
+mod taskstorage;
 mod trace;
 mod usersched;
 mod verifier;

@@ -19,7 +19,7 @@ use crate::usersched::{self, UserSched};
 pub struct BinArgs {
     pub bin: PathBuf,
     pub bin_args: Vec<String>,
-    pub map_name: String,
+    pub map_name: Option<String>,
     pub variant: String,
     pub workload: WorkloadKind,
     pub duration: Duration,
@@ -47,7 +47,7 @@ pub fn run_bin(a: BinArgs) -> Result<i32> {
     let mut info = RunInfo::new(&name, &a.variant, &d, a.iteration, &a.accel, &a.reset);
     let log = a.out.join("scheduler.log");
     run::frame(&mut info, &d, |cgroups, info| {
-        let started = UserSched::start(&a.bin, &a.bin_args, &a.map_name, &log, a.start_timeout, a.stop_grace);
+        let started = UserSched::start(&a.bin, &a.bin_args, a.map_name.as_deref(), &log, a.start_timeout, a.stop_grace);
         let mut s = match started {
             Ok(s) => s,
             Err(e) => {
@@ -61,7 +61,7 @@ pub fn run_bin(a: BinArgs) -> Result<i32> {
             a.bin.display(),
             s.ops_name,
             s.report.enable_ms,
-            a.map_name,
+            s.report.map_name,
             s.report.map_id,
             if s.has_counters() { ", counters from its .bss" } else { ", no counters (evictions/scans 0)" }
         );

@@ -7,6 +7,7 @@ use std::os::fd::BorrowedFd;
 use crate::csv::Sample;
 use crate::maps;
 use crate::sched::{self, Counters};
+use crate::taskstorage::{TaskStorageCounter, BPF_MAP_TYPE_TASK_STORAGE};
 
 /// Where the map is and how to walk it.
 pub struct MapSource<'a> {
@@ -19,22 +20,34 @@ pub struct Sampler {
     counter: maps::Counter,
     /// The kernel's own count when the kernel has it (6.6+); else a walk.
     elems: Option<crate::elemcount::ElemCounter>,
+    /// Task-storage maps cannot be walked: a task iterator per map, by map id.
+    tasks: std::collections::HashMap<u32, TaskStorageCounter>,
 }
 
 impl Sampler {
     pub fn new() -> Self {
-        Sampler { counter: maps::Counter::default(), elems: crate::elemcount::ElemCounter::new().ok() }
+        Sampler {
+            counter: maps::Counter::default(),
+            elems: crate::elemcount::ElemCounter::new().ok(),
+            tasks: std::collections::HashMap::new(),
+        }
     }
 
     fn count(&mut self, m: &MapSource<'_>) -> anyhow::Result<u64> {
+        let info = maps::info(m.fd).ok();
+        if let Some(i) = info.as_ref().filter(|i| i.map_type == BPF_MAP_TYPE_TASK_STORAGE) {
+            let c = match self.tasks.entry(i.id) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(TaskStorageCounter::new(m.fd)?),
+            };
+            return Ok(c.count()?.0);
+        }
         if let Some(e) = self.elems.as_mut() {
             // The kernel keeps an element count for hash maps only: an array
             // (a user's per-CPU stats map) reads 0 there, so it is walked.
-            if let Ok(i) = maps::info(m.fd) {
-                if maps::HASH_FAMILY.contains(&i.map_type) {
-                    if let Ok(n) = e.count(i.id) {
-                        return Ok(n);
-                    }
+            if let Some(i) = info.filter(|i| maps::HASH_FAMILY.contains(&i.map_type)) {
+                if let Ok(n) = e.count(i.id) {
+                    return Ok(n);
                 }
             }
         }

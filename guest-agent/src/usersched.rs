@@ -20,6 +20,7 @@ use crate::exit::{Exit, BAD_INPUT, LOAD_FAILED};
 use crate::kmsg::Kmsg;
 use crate::maps::{self, MapInfo};
 use crate::sched::{self, Counters, ExitInfo, Running};
+use crate::taskstorage::{TaskStorageCounter, BPF_MAP_TYPE_TASK_STORAGE};
 use crate::watch::{self, Bss};
 use crate::{exitlog, signals};
 
@@ -78,7 +79,7 @@ pub fn tail(path: &Path, n: usize) -> String {
 impl UserSched {
     /// Start `bin` and wait until it is ready to be measured. On any error
     /// the binary is stopped again (Drop).
-    pub fn start(bin: &Path, args: &[String], map_name: &str, log: &Path, timeout: Duration, grace: Duration) -> Result<UserSched> {
+    pub fn start(bin: &Path, args: &[String], map_name: Option<&str>, log: &Path, timeout: Duration, grace: Duration) -> Result<UserSched> {
         if !bin.is_file() {
             return Err(Exit::new(BAD_INPUT, format!("{}: no such file", bin.display())).into());
         }
@@ -111,7 +112,7 @@ impl UserSched {
                 path: bin.display().to_string(),
                 args: args.to_vec(),
                 pid: child.id(),
-                map_name: map_name.to_string(),
+                map_name: map_name.unwrap_or_default().to_string(),
                 ..Default::default()
             },
             child,
@@ -127,6 +128,7 @@ impl UserSched {
         s.report.enable_ms = t0.elapsed().as_secs_f64() * 1e3;
         s.ops_name = sched::root_ops().unwrap_or_default();
         s.find_map(map_name, baseline)?;
+        s.report.map_name = s.map.as_ref().map(|(m, _)| m.name.clone()).unwrap_or_default();
         Ok(s)
     }
 
@@ -164,14 +166,21 @@ impl UserSched {
         }
     }
 
-    /// The newest map called `name` created since the start; libbpf creates
-    /// all of an object's maps before attaching, but give it a moment.
-    fn find_map(&mut self, name: &str, baseline: u32) -> Result<()> {
+    /// The newest map called `name` created since the start (or, with no
+    /// name, the one `auto_map` picks); libbpf creates all of an object's
+    /// maps before attaching, but give it a moment.
+    fn find_map(&mut self, name: Option<&str>, baseline: u32) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(5);
         let (mi, fd) = loop {
-            let mut found: Vec<_> = maps::find_by_name(name).into_iter().filter(|(m, _)| m.id > baseline).collect();
+            let mut found: Vec<_> = match name {
+                Some(name) => maps::find_by_name(name).into_iter().filter(|(m, _)| m.id > baseline).collect(),
+                None => auto_map(maps::all().into_iter().filter(|(m, _)| m.id > baseline).collect()).into_iter().collect(),
+            };
             found.sort_by_key(|(m, _)| m.id);
             if let Some(f) = found.pop() {
+                if name.is_none() {
+                    eprintln!("agent: no --map-name: sampling `{}` (type {}, the scheduler's first task-storage or hash map)", f.0.name, f.0.map_type);
+                }
                 break f;
             }
             if Instant::now() > deadline {
@@ -179,10 +188,14 @@ impl UserSched {
                     maps::all().into_iter().filter(|(m, _)| m.id > baseline).map(|(m, _)| m.name).collect();
                 names.sort();
                 names.dedup();
+                let what = match name {
+                    Some(n) => format!("no BPF map named `{n}`"),
+                    None => "no task-storage or hash map to sample (give one with --map-name)".to_string(),
+                };
                 return Err(Exit::new(
                     BAD_INPUT,
                     format!(
-                        "{} created no BPF map named `{name}`; its maps: {}",
+                        "{} created {what}; its maps: {}",
                         self.report.path,
                         if names.is_empty() { "none".to_string() } else { names.join(", ") }
                     ),
@@ -191,8 +204,15 @@ impl UserSched {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        // a map the kernel cannot walk (queue, task storage) is no use
-        if let Err(e) = maps::Counter::default().count(fd.as_fd(), mi.key_size, maps::walk_value_size(&mi)) {
+        let name = mi.name.clone();
+        // a map the kernel cannot walk (queue, ring buffer) is no use; task
+        // storage is counted by a task iterator instead
+        let countable = if mi.map_type == BPF_MAP_TYPE_TASK_STORAGE {
+            TaskStorageCounter::new(fd.as_fd()).and_then(|mut c| c.count()).map(|_| 0)
+        } else {
+            maps::Counter::default().count(fd.as_fd(), mi.key_size, maps::walk_value_size(&mi))
+        };
+        if let Err(e) = countable {
             return Err(Exit::new(
                 BAD_INPUT,
                 format!("map `{name}` (type {}) cannot be counted through BPF syscalls: {e:#}", mi.map_type),
@@ -245,6 +265,19 @@ impl UserSched {
     }
 }
 
+/// The map to sample when none is named: the scheduler's first (lowest
+/// id) task-storage map, else its first hash-family map; its .bss, .data
+/// and .rodata arrays, per-CPU arrays and ring buffers say nothing about
+/// per-task state.
+pub fn auto_map(mut created: Vec<(MapInfo, OwnedFd)>) -> Option<(MapInfo, OwnedFd)> {
+    created.sort_by_key(|(m, _)| m.id);
+    let pos = created
+        .iter()
+        .position(|(m, _)| m.map_type == BPF_MAP_TYPE_TASK_STORAGE)
+        .or_else(|| created.iter().position(|(m, _)| maps::HASH_FAMILY.contains(&m.map_type)))?;
+    Some(created.swap_remove(pos))
+}
+
 impl Running for UserSched {
     fn counters(&self) -> Counters {
         self.bss.as_ref().map(|b| b.counters()).unwrap_or_default()
@@ -292,6 +325,25 @@ mod tests {
         assert_eq!(status_str(ok), "exit 0");
         let f = std::process::Command::new("sh").args(["-c", "kill -9 $$"]).status().unwrap();
         assert_eq!(status_str(f), "signal 9");
+    }
+
+    #[test]
+    fn auto_map_prefers_task_storage_then_hash() {
+        let m = |id: u32, name: &str, map_type: u32| {
+            let fd: OwnedFd = File::open("/dev/null").unwrap().into();
+            (
+                MapInfo { id, name: name.into(), map_type, key_size: 4, value_size: 8, max_entries: 1, btf_id: 0, btf_value_type_id: 0 },
+                fd,
+            )
+        };
+        let pick = |v: Vec<(MapInfo, OwnedFd)>| auto_map(v).map(|(m, _)| m.name);
+        // .bss (array), a per-CPU array, a hash map and task storage: task storage wins
+        let all = || vec![m(7, "main.bss", 2), m(5, "cpu_ctx_stor", 6), m(9, "pids", 1), m(8, "task_ctx_stor", 29)];
+        assert_eq!(pick(all()), Some("task_ctx_stor".into()));
+        // no task storage: the first hash-family map by id
+        assert_eq!(pick(vec![m(7, "main.bss", 2), m(12, "late", 9), m(9, "pids", 1)]), Some("pids".into()));
+        // arrays and ring buffers only: nothing to pick
+        assert_eq!(pick(vec![m(7, "main.bss", 2), m(3, "events", 27)]), None);
     }
 
     #[test]

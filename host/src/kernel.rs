@@ -73,6 +73,18 @@ impl Kernel {
     }
 }
 
+/// Kernel sources by short name: the built-in Debian 12 one, and the newest
+/// kernel Debian ships with sched_ext that the helper applies to (Debian 13's
+/// backports, fetched from Debian's mirror; the nightly matrix runs both).
+pub const NAMED_SOURCES: &[(&str, &str)] =
+    &[("debian-6.12", "linux-source-6.12"), ("debian-7.3", "linux-source-7.3@trixie-backports")];
+
+/// `debian-7.3` -> `linux-source-7.3@trixie-backports`; anything else as given
+/// (so a kernel's id is the same whichever name built it).
+pub fn canonical_source(s: &str) -> &str {
+    NAMED_SOURCES.iter().find(|(n, _)| *n == s).map(|(_, c)| *c).unwrap_or(s)
+}
+
 enum Source {
     Pkg { name: String, tarball: PathBuf, version: String },
     Dir(PathBuf),
@@ -81,7 +93,7 @@ enum Source {
 
 impl Source {
     fn resolve(opts: &KernelOptions) -> Result<Source> {
-        let s = opts.source.clone().unwrap_or_else(|| DEFAULT_SOURCE.to_string());
+        let s = canonical_source(opts.source.as_deref().unwrap_or(DEFAULT_SOURCE)).to_string();
         if crate::download::is_url(&s) {
             let sha = opts.source_sha256.clone().with_context(|| {
                 format!("a kernel source URL needs --source-sha256 HASH (the tarball is checked against it): {s}")
@@ -607,6 +619,16 @@ pub async fn default_kernel() -> Result<Kernel> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn named_sources() {
+        assert_eq!(canonical_source("debian-7.3"), "linux-source-7.3@trixie-backports");
+        assert_eq!(canonical_source("debian-6.12"), DEFAULT_SOURCE);
+        assert_eq!(canonical_source("linux-source-7.2@sid"), "linux-source-7.2@sid");
+        for (_, c) in NAMED_SOURCES {
+            assert!(*c == DEFAULT_SOURCE || crate::debsrc::split(c).is_some(), "{c}");
+        }
+    }
 
     #[test]
     fn missing_options_are_found() {

@@ -44,13 +44,29 @@ fn build_tree_scx_simple(env: &Env, out: &Path) -> PathBuf {
     let cache = std::env::var_os("SCX_VMCTL_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/scx-vmctl"));
-    let mut trees: Vec<PathBuf> = std::fs::read_dir(cache.join("kernel/work"))
-        .map(|d| d.flatten().map(|e| e.path().join("src/tools/sched_ext")).filter(|p| p.join("Makefile").exists()).collect())
-        .unwrap_or_default();
-    trees.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    let tree = trees.pop().unwrap_or_else(|| panic!("no kernel tree with tools/sched_ext under {}/kernel/work", cache.display()));
     let bzimage = env.ok(&["kernel", "path"]);
     let vmlinux = Path::new(bzimage.trim()).with_file_name("vmlinux");
+    // The default kernel's tree: the cache may also hold newer kernels' trees.
+    let info = json(&vmlinux.with_file_name("kernel.json"));
+    let version = info["version"].as_str().unwrap().to_string();
+    let mut nums = version.split(['.', '-']);
+    let (major, minor) = (nums.next().unwrap().to_string(), nums.next().unwrap().to_string());
+    let same_version = |tree: &Path| {
+        let mk = std::fs::read_to_string(tree.join("../../Makefile")).unwrap_or_default();
+        mk.lines().any(|l| l.trim() == format!("VERSION = {major}")) && mk.lines().any(|l| l.trim() == format!("PATCHLEVEL = {minor}"))
+    };
+    let mut trees: Vec<PathBuf> = std::fs::read_dir(cache.join("kernel/work"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join("src/tools/sched_ext"))
+                .filter(|p| p.join("Makefile").exists() && same_version(p))
+                .collect()
+        })
+        .unwrap_or_default();
+    trees.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    let tree = trees
+        .pop()
+        .unwrap_or_else(|| panic!("no {major}.{minor} kernel tree with tools/sched_ext under {}/kernel/work", cache.display()));
     std::fs::create_dir_all(out).unwrap();
     let t = Instant::now();
     let o = Command::new("make")

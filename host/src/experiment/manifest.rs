@@ -30,6 +30,12 @@ pub struct Manifest {
     pub iterations: u32,
     pub shard: Option<String>,
     pub custom_binaries: Vec<String>,
+    /// --sched: the crates.io schedulers the binaries were built from (name@version)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sched_crates: Vec<String>,
+    /// --sched-args: each binary's argv, in the order of custom_binaries
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sched_args: Vec<Vec<String>>,
     pub config: Config,
     pub runs: Vec<RunRecord>,
 }

@@ -3,6 +3,7 @@
 //! pulling each run's files as soon as it ends, and then judging them with
 //! `report`. The runner and the report meet only at the result files.
 
+pub mod diagnose;
 pub mod guest_run;
 pub mod manifest;
 pub mod plan;
@@ -15,6 +16,9 @@ use crate::progress::Progress;
 use crate::vm::Vm;
 use anyhow::{bail, Context, Result};
 use guest_run::{Ending, GUEST_OUT};
+
+/// The agent's exit code for a scheduler that could not be loaded (guest-agent/src/exit.rs).
+const AGENT_LOAD_FAILED: i32 = 4;
 use manifest::{KernelRef, Manifest, RunRecord};
 use plan::RunId;
 use std::collections::BTreeMap;
@@ -38,7 +42,30 @@ fn now_unix() -> u64 {
 #[derive(Clone, Debug)]
 pub struct Custom {
     pub bins: Vec<(String, PathBuf)>,
-    pub map_name: String,
+    /// None: the agent picks the scheduler's map (only with --sched)
+    pub map_name: Option<String>,
+    /// argv for each binary, in the order of `bins`
+    pub args: Vec<Vec<String>>,
+    /// --sched: the crates the binaries are built from, in the order of `bins`
+    pub crates: Vec<crate::sched_crate::SchedRef>,
+    /// the built crates, name@version (after build_crates)
+    pub crate_labels: Vec<String>,
+    pub start_timeout_s: f64,
+}
+
+impl Custom {
+    /// Build the --sched crates (cached) and point `bins` at them.
+    pub async fn build_crates(&mut self) -> Result<Vec<crate::sched_crate::Built>> {
+        let mut built = Vec::new();
+        for (i, r) in self.crates.clone().iter().enumerate() {
+            let b = crate::sched_crate::build(r, false).await?;
+            eprintln!("[sched] {} ready: {}", b.label(), b.binary().display());
+            self.bins[i].1 = b.binary();
+            self.crate_labels.push(b.label());
+            built.push(b);
+        }
+        Ok(built)
+    }
 }
 
 /// Everything decided before the first run.
@@ -77,7 +104,7 @@ pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
         (None, a.scheduler.clone(), d, it)
     } else {
         if a.map_name.is_some() {
-            bail!("--map-name goes with --sched-bin (a scheduler binary of your own)");
+            bail!("--map-name goes with --sched-bin or --sched (a scheduler binary of your own)");
         }
         let w = a.workload.clone().ok_or_else(|| anyhow::anyhow!("missing WORKLOAD: stress-ng, hackbench, custom-churn, or all"))?;
         (Some(a.scheduler.clone()), w, a.duration_pos, a.iterations_pos)
@@ -132,30 +159,78 @@ pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
     })
 }
 
-/// --sched-bin and --map-name, checked: one binary runs as variant
-/// `custom`, two as `control` and `test`.
+/// --sched-bin or --sched, --map-name and --sched-args, checked: one binary
+/// runs as variant `custom`, two as `control` and `test`.
 fn custom_setup(a: &ExperimentArgs) -> Result<Option<Custom>> {
-    let Some(bins) = &a.sched_bin else { return Ok(None) };
-    let map_name = a.map_name.clone().ok_or_else(|| anyhow::anyhow!("--sched-bin needs --map-name NAME: the BPF map to watch"))?;
-    if map_name.trim().is_empty() {
+    let (bins, crates, flag): (Vec<PathBuf>, Vec<crate::sched_crate::SchedRef>, &str) = match (&a.sched_bin, &a.sched) {
+        (Some(b), _) => (b.clone(), Vec::new(), "--sched-bin"),
+        (None, Some(refs)) => {
+            let refs = refs.iter().map(|r| crate::sched_crate::SchedRef::parse(r)).collect::<Result<Vec<_>>>()?;
+            // the path is filled in once the crate is built (Custom::build_crates)
+            (refs.iter().map(|r| PathBuf::from(&r.name)).collect(), refs, "--sched")
+        }
+        (None, None) => {
+            if !a.sched_args.is_empty() {
+                bail!("--sched-args goes with --sched or --sched-bin (our own schedulers take no arguments)");
+            }
+            return Ok(None);
+        }
+    };
+    let map_name = match (&a.map_name, crates.is_empty()) {
+        (Some(m), _) => Some(m.clone()),
+        (None, false) => None,
+        (None, true) => bail!("--sched-bin needs --map-name NAME: the BPF map to watch"),
+    };
+    if map_name.as_ref().is_some_and(|m| m.trim().is_empty()) {
         bail!("--map-name: give the name of a BPF map of your scheduler (the kernel keeps its first 15 characters)");
     }
     if bins.is_empty() || bins.len() > 2 {
-        bail!("--sched-bin takes one binary (variant custom) or two (control,test), not {}", bins.len());
+        bail!("{flag} takes one binary (variant custom) or two (control,test), not {}", bins.len());
     }
     if a.variants.is_some() {
-        bail!("--variants does not go with --sched-bin: one binary runs as `custom`, two as control,test");
+        bail!("--variants does not go with {flag}: one binary runs as `custom`, two as control,test");
     }
     if a.inject_error_after.is_some() {
-        bail!("--inject-error-after needs one of the built-in schedulers, not --sched-bin");
+        bail!("--inject-error-after needs one of the built-in schedulers, not {flag}");
     }
-    for b in bins {
-        if !b.is_file() {
-            bail!("--sched-bin {}: no such file", b.display());
+    if crates.is_empty() {
+        for b in &bins {
+            if !b.is_file() {
+                bail!("--sched-bin {}: no such file", b.display());
+            }
         }
     }
+    let args = split_sched_args(&a.sched_args, bins.len())?;
+    let start_timeout_s = a.sched_start_timeout.unwrap_or(60.0);
+    if !(start_timeout_s > 0.0 && start_timeout_s.is_finite()) {
+        bail!("--sched-start-timeout must be a positive number of seconds, not {start_timeout_s}");
+    }
     let names: &[&str] = if bins.len() == 1 { &["custom"] } else { &["control", "test"] };
-    Ok(Some(Custom { bins: names.iter().map(|s| s.to_string()).zip(bins.iter().cloned()).collect(), map_name }))
+    Ok(Some(Custom {
+        bins: names.iter().map(|s| s.to_string()).zip(bins).collect(),
+        map_name,
+        args,
+        crates,
+        crate_labels: Vec::new(),
+        start_timeout_s,
+    }))
+}
+
+/// --sched-args, split into words like a shell would (no shell runs them):
+/// none, one for every binary, or one per binary.
+fn split_sched_args(given: &[String], nbins: usize) -> Result<Vec<Vec<String>>> {
+    let split = |s: &String| {
+        shell_words::split(s).map_err(|e| anyhow::anyhow!("--sched-args {s:?}: {e} (quote an argument with ' or \")"))
+    };
+    let words: Vec<Vec<String>> = given.iter().map(split).collect::<Result<_>>()?;
+    match (words.len(), nbins) {
+        (0, n) => Ok(vec![Vec::new(); n]),
+        (1, n) => Ok(vec![words[0].clone(); n]),
+        (2, 2) => Ok(words),
+        (k, n) => bail!(
+            "--sched-args given {k} times for {n} scheduler(s): give it once (for every variant) or once per scheduler, in the order of --sched/--sched-bin"
+        ),
+    }
 }
 
 /// The result group of user binaries: the one binary's file name, or what
@@ -229,10 +304,20 @@ struct Runner {
     qemu_version: String,
     /// Whether a run has started (fault injection hits the first one only).
     first_run_done: bool,
+    /// A user's scheduler could not be enabled: why, in one line.
+    load_failure: Option<String>,
 }
 
 pub async fn run(a: ExperimentArgs) -> Result<i32> {
-    let s = setup(&a).map_err(bad)?;
+    let mut s = setup(&a).map_err(bad)?;
+    if let Some(c) = s.custom.as_mut() {
+        if !c.crates.is_empty() {
+            let built = c.build_crates().await?;
+            // results are grouped by crate and version: scx_bpfland-1.1.4
+            let labels: Vec<String> = built.iter().map(|b| format!("{}-{}", b.info.name, b.info.version)).collect();
+            s.scheds = vec![if labels.len() == 2 && labels[0] != labels[1] { labels.join("-vs-") } else { labels[0].clone() }];
+        }
+    }
     check_out(&s)?;
     let all = plan::runs(&s.scheds, &s.workloads, &s.variants, s.iterations, s.shard);
     if all.is_empty() {
@@ -284,6 +369,7 @@ pub async fn run(a: ExperimentArgs) -> Result<i32> {
         manifests: BTreeMap::new(),
         qemu_version,
         first_run_done: false,
+        load_failure: None,
     };
     let result = r.run_all(&all).await;
     if let Some(vm) = r.vm.take() {
@@ -345,6 +431,10 @@ impl Runner {
             let m = self.manifests.get_mut(&dir).unwrap();
             m.record(rec);
             m.save(&dir.join("manifest.json"))?;
+            if let Some(why) = &self.load_failure {
+                let logs = dir.join(&run.variant).join(format!("run{}.scheduler.log", run.iteration));
+                bail!("{why} (its output: {})", logs.display());
+            }
         }
         Ok(())
     }
@@ -379,6 +469,8 @@ impl Runner {
             iterations: self.s.iterations,
             shard: self.s.shard.map(|(k, n)| format!("{k}/{n}")),
             custom_binaries: self.s.custom.as_ref().map(|c| c.bins.iter().map(|(_, p)| p.display().to_string()).collect()).unwrap_or_default(),
+            sched_crates: self.s.custom.as_ref().map(|c| c.crate_labels.clone()).unwrap_or_default(),
+            sched_args: self.s.custom.as_ref().filter(|c| c.args.iter().any(|a| !a.is_empty())).map(|c| c.args.clone()).unwrap_or_default(),
             config: self.s.cfg.clone(),
             runs: Vec::new(),
         };
@@ -486,16 +578,25 @@ impl Runner {
                 .iter()
                 .map(|s| s.to_string()),
             ),
-            Some(c) => argv.extend(
-                [
-                    "run-bin", "--bin", &format!("/root/custom/{}", run.variant), "--map-name", &c.map_name,
-                    "--variant", &run.variant, "--workload", run.workload.as_str(),
-                    "--duration", &self.s.duration.to_string(), "--interval", &self.s.interval.to_string(),
-                    "--out", GUEST_OUT, "--config-json", &cfg.to_string(),
-                ]
-                .iter()
-                .map(|s| s.to_string()),
-            ),
+            Some(c) => {
+                argv.extend(
+                    [
+                        "run-bin", "--bin", &format!("/root/custom/{}", run.variant),
+                        "--variant", &run.variant, "--workload", run.workload.as_str(),
+                        "--duration", &self.s.duration.to_string(), "--interval", &self.s.interval.to_string(),
+                        "--out", GUEST_OUT, "--config-json", &cfg.to_string(),
+                        "--start-timeout", &c.start_timeout_s.to_string(),
+                    ]
+                    .iter()
+                    .map(|s| s.to_string()),
+                );
+                if let Some(m) = &c.map_name {
+                    argv.push(format!("--map-name={m}"));
+                }
+                let i = c.bins.iter().position(|(v, _)| v == &run.variant).unwrap_or(0);
+                // `=` keeps an argument that starts with '-' an argument (the guest runs argv, no shell)
+                argv.extend(c.args[i].iter().map(|w| format!("--bin-arg={w}")));
+            }
         }
         // Fault injection (testing the pipeline): only the experiment's first run.
         if let (Some(secs), false) = (self.s.inject_error_after, self.first_run_done) {
@@ -600,6 +701,12 @@ impl Runner {
             (_, Some(_)) => "failed",
             _ => "ok",
         };
+        // A user's scheduler that never got sched_ext enabled: say what the
+        // guest lacks and stop (the next runs would fail the same way).
+        if let (Some(_), Ending::Exited(AGENT_LOAD_FAILED)) = (&self.s.custom, &ending) {
+            failure = Some(self.explain_load_failure(&stage, run));
+            self.load_failure = failure.clone();
+        }
         self.store(run, dir, &stage, &live.csv, &serial_path, serial_offset, status, failure.clone(), started)?;
         let _ = std::fs::remove_dir_all(&stage);
         let pull_s = pull_t.elapsed().as_secs_f64();
@@ -630,6 +737,18 @@ impl Runner {
             pull_s,
             overhead_s: (wall_s - self.s.duration).max(0.0),
         })
+    }
+
+    /// One line from the scheduler's output and the guest's dmesg (pulled into `stage`).
+    fn explain_load_failure(&self, stage: &Path, run: &RunId) -> String {
+        let read = |f: &str| std::fs::read_to_string(stage.join("out").join(f)).unwrap_or_default();
+        let (log, dmesg) = (read("scheduler.log"), read("dmesg.log"));
+        let name = &run.sched;
+        let why = diagnose::explain(&log, &dmesg).unwrap_or_else(|| {
+            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no output)");
+            format!("no known cause in its output or the kernel log; its last line: {}", last.trim())
+        });
+        format!("{name} exited before sched_ext was enabled: {why}")
     }
 
     async fn failed_early(&mut self, run: &RunId, dir: &Path, started: u64, t0: Instant, boot_s: f64, why: &str) -> Result<RunRecord> {

@@ -1,0 +1,184 @@
+//! Issue 11 for real: schedulers of the sched-ext/scx project, built from
+//! crates.io by `scx-vmctl sched build` (cached in the artifact cache, so a
+//! second CI run does not build them again), run by `experiment --sched` in
+//! a TCG guest on our kernel: they reach sched_ext `enabled`, are sampled,
+//! stopped with SIGINT and judged, and the kernel's exit kind is recorded.
+//!
+//! Two of different shape: scx_bpfland (per-task context in task storage,
+//! counted here by a task iterator) and scx_lavd (fexit hooks on the futex
+//! functions, a syscall tracepoint, per-CPU context; the kernel options the
+//! guest kernel gained for them).
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+use std::time::Instant;
+
+const BPFLAND: &str = "scx_bpfland@1.1.4";
+const LAVD: &str = "scx_lavd@1.1.4";
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// (map_entries, sched_state) per row of a run<N>.csv.
+fn csv(p: &Path) -> Vec<(u64, String)> {
+    let t = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    t.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), f[9].to_string())
+        })
+        .collect()
+}
+
+/// `sched build` (a cache hit after the first CI run); the binary's path.
+fn build(env: &Env, r: &str) -> String {
+    let t = Instant::now();
+    let p = env.ok(&["sched", "build", r]).trim().to_string();
+    eprintln!("sched build {r}: {:.1} s", t.elapsed().as_secs_f64());
+    assert!(Path::new(&p).is_file(), "{p}");
+    p
+}
+
+#[test]
+fn crates_io_schedulers_load_run_and_are_judged() {
+    let env = Env::new();
+    let bpfland = build(&env, BPFLAND);
+    let lavd = build(&env, LAVD);
+    assert!(bpfland.ends_with("/bin/scx_bpfland") && lavd.ends_with("/bin/scx_lavd"), "{bpfland} {lavd}");
+    let list = env.ok(&["sched", "list"]);
+    assert!(list.contains(BPFLAND) && list.contains(&bpfland) && list.contains(LAVD), "{list}");
+    assert_eq!(env.ok(&["sched", "path", BPFLAND]).trim(), bpfland);
+
+    let name = format!("scx-{}", std::process::id());
+    env.ok(&["up", "--name", &name]);
+    let tmp = tempfile::tempdir().unwrap();
+
+    // scx_bpfland by crate, with arguments, no --map-name: the agent picks
+    // its task-storage map, whose entries are the live tasks it tracks.
+    let t = Instant::now();
+    let out1 = tmp.path().join("bpfland");
+    let o = env.run(&[
+        "experiment", "--vm", &name, "--sched", BPFLAND, "--sched-args", "--slice-us 5000 --verbose", "custom-churn", "16", "1",
+        "--out", out1.to_str().unwrap(),
+    ]);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    assert!(all.contains("verdict: PASS"), "{all}");
+    eprintln!("scx_bpfland, one 16 s run: {:.1} s", t.elapsed().as_secs_f64());
+    let g = out1.join("scx_bpfland-1.1.4/custom-churn");
+    let d = g.join("custom");
+    for f in ["run1.csv", "run1.json", "run1.scheduler.log", "run1.dmesg.log", "run1.workload.log"] {
+        assert!(d.join(f).exists(), "{f} missing");
+    }
+    let r = json(&d.join("run1.json"));
+    assert_eq!(r["status"], "ok", "{r}");
+    assert!(r["ops_name"].as_str().unwrap().starts_with("bpfland"), "{r}");
+    assert_eq!((&r["exit_kind"], &r["exit_reason"]), (&Value::from("UNREG"), &Value::from("unregistered from user space")), "{r}");
+    assert_eq!(r["bin"]["map_name"], "task_ctx_stor", "{r}");
+    assert_eq!(r["bin"]["map_type"], 29, "BPF_MAP_TYPE_TASK_STORAGE: {r}");
+    assert_eq!(r["bin"]["args"], serde_json::json!(["--slice-us", "5000", "--verbose"]), "argv, no shell: {r}");
+    assert_eq!(r["bin"]["stopped_by"], "SIGINT", "{r}");
+    let rows = csv(&d.join("run1.csv"));
+    assert!(rows.len() >= 6 && rows.iter().all(|r| r.1 == "enabled"), "{rows:?}");
+    assert!(rows.iter().all(|r| r.0 > 10), "every live task holds a task_ctx_stor entry: {rows:?}");
+    let log = std::fs::read_to_string(d.join("run1.scheduler.log")).unwrap();
+    assert!(log.contains("libbpf"), "--verbose reached the scheduler (libbpf details): {log}");
+    let m = json(&g.join("manifest.json"));
+    assert_eq!(m["sched_crates"], serde_json::json!([BPFLAND]), "{m}");
+    assert_eq!(m["sched_args"], serde_json::json!([["--slice-us", "5000", "--verbose"]]), "{m}");
+    assert_eq!(json(&g.join("summary.json"))["verdict"], "PASS");
+
+    // scx_lavd: fexit on the futex functions and a syscall tracepoint need
+    // the function tracer and FTRACE_SYSCALLS; one of its maps by name.
+    let t = Instant::now();
+    let out2 = tmp.path().join("lavd");
+    let o = env.run(&[
+        "experiment", "--vm", &name, "--sched", LAVD, "--map-name", "cpu_ctx_stor", "hackbench", "16", "1", "--out",
+        out2.to_str().unwrap(),
+    ]);
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    assert!(all.contains("verdict: PASS"), "{all}");
+    eprintln!("scx_lavd, one 16 s run: {:.1} s", t.elapsed().as_secs_f64());
+    let d = out2.join("scx_lavd-1.1.4/hackbench/custom");
+    let r = json(&d.join("run1.json"));
+    assert_eq!(r["status"], "ok", "{r}");
+    assert!(r["ops_name"].as_str().unwrap().starts_with("lavd"), "{r}");
+    assert_eq!(r["exit_kind"], "UNREG", "{r}");
+    assert_eq!(r["bin"]["map_name"], "cpu_ctx_stor", "{r}");
+    assert_eq!(r["bin"]["stopped_by"], "SIGINT", "{r}");
+    let rows = csv(&d.join("run1.csv"));
+    assert!(rows.len() >= 6 && rows.iter().all(|r| r.1 == "enabled"), "{rows:?}");
+    assert!(rows.iter().all(|r| r.0 == 2), "a per-CPU array of the guest's 2 CPUs: {rows:?}");
+
+    // A guest kernel without the function tracer, as scx_utils sees it: the
+    // scheduler runs in a mount namespace where /proc/sys/kernel (and so
+    // ftrace_enabled, scx_utils' probe for CONFIG_FUNCTION_TRACER) is an
+    // empty tmpfs. It exits before sched_ext is enabled; the tool says why
+    // in one line, exits 3 and keeps the scheduler's output.
+    env.ok(&["cp", &bpfland, &format!("{name}:/root/")]);
+    let script = tmp.path().join("noftrace");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nexec unshare -m sh -c 'mount -t tmpfs none /proc/sys/kernel && exec /root/scx_bpfland \"$@\"' sh \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out3 = tmp.path().join("noftrace-res");
+    let o = env.run(&[
+        "experiment", "--vm", &name, "--sched-bin", script.to_str().unwrap(), "--map-name", "task_ctx_stor", "custom-churn", "8", "1",
+        "--out", out3.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("error: noftrace exited before sched_ext was enabled: the guest kernel lacks CONFIG_FUNCTION_TRACER")
+            && last.contains("CONFIG_FUNCTION_TRACER=y"),
+        "{err}"
+    );
+    let d = out3.join("noftrace/custom-churn/custom");
+    let log = std::fs::read_to_string(d.join("run1.scheduler.log")).unwrap_or_else(|e| panic!("the scheduler's log is kept: {e}\n{err}"));
+    assert!(log.contains("kernel is missing CONFIG_FUNCTION_TRACER"), "{log}");
+    let r = json(&d.join("run1.json"));
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["failure"].as_str().unwrap().contains("lacks CONFIG_FUNCTION_TRACER"), "{r}");
+    assert_eq!(json(&out3.join("noftrace/custom-churn/manifest.json"))["status"], "failed");
+}
+
+#[test]
+fn sched_bad_input_is_one_line_and_exit_2() {
+    let env = Env::new();
+    let t = tempfile::tempdir().unwrap();
+    let o_ = t.path().join("r");
+    let o_ = o_.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["sched", "build", "scx bpfland"], "a scheduler crate is NAME or NAME@VERSION"),
+        (vec!["sched", "build", "scx_bpfland@latest"], "`latest` is not a version"),
+        (vec!["sched", "path", "scx_nosuch@9.9.9"], "scx_nosuch@9.9.9 is not built"),
+        (vec!["experiment", "--sched", "scx_bpfland@1.1.4", "--sched-args", "-a", "--sched-args", "-b", "--sched-args", "-c", "custom-churn", "--out", o_], "--sched-args given 3 times for 1 scheduler(s)"),
+        (vec!["experiment", "--sched", "scx_bpfland@1.1.4", "--sched-args", "--x 'unclosed", "custom-churn", "--out", o_], "--sched-args \"--x 'unclosed\""),
+        (vec!["experiment", "scx_simple", "custom-churn", "--sched-args", "-v", "--out", o_], "--sched-args goes with --sched or --sched-bin"),
+        (vec!["experiment", "--sched", "scx_bpfland@1.1.4", "--sched-bin", "/bin/true", "custom-churn", "--out", o_], "cannot be used with"),
+        (vec!["experiment", "--sched", "scx_bpfland@1.1.4", "--variants", "control", "custom-churn", "--out", o_], "--variants does not go with --sched"),
+        // crates.io answers: a version it does not have is the user's input
+        (vec!["sched", "build", "scx_bpfland@0.0.1"], "crates.io has no scx_bpfland version 0.0.1"),
+    ];
+    for (args, want) in cases {
+        let o = env.run(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: want {want:?} in {err}");
+        assert!(err.lines().filter(|l| !l.trim().is_empty()).count() <= 3, "{args:?}: short: {err}");
+    }
+}

@@ -21,6 +21,14 @@ stage "guest kernel (cold build ~9 min on 2 cores; cached afterwards)"
 stage "guest image"
 ./target/debug/scx-vmctl image build
 
+stage "newer guest kernel: Linux 7.3 from Debian 13's backports (cold ~10 min; cached)"
+./target/debug/scx-vmctl kernel build --source debian-7.3
+
+stage "sched-ext/scx schedulers from crates.io (cold: scx_bpfland ~12 min, then ~2 min each; cached)"
+for s in scx_bpfland@1.1.4 scx_rusty@1.1.4 scx_lavd@1.1.4; do
+	./target/debug/scx-vmctl sched build "$s"
+done
+
 stage "guest agent and its BPF schedulers, built against the guest kernel's BTF"
 ./target/debug/scx-vmctl agent build
 

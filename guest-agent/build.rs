@@ -49,6 +49,12 @@ fn programs() -> Vec<Program> {
         name: "task_storage_count".into(),
         defines: Vec::new(),
     });
+    // Tasks exited and cgroups destroyed, for the per-map sampling (guest-agent/src/schedmaps.rs).
+    progs.push(Program {
+        source: "count/exits.bpf.c".into(),
+        name: "exits".into(),
+        defines: Vec::new(),
+    });
     // The helper's selftest (scx-guest-agent selftest).
     progs.push(Program {
         source: "selftest/map_scan.bpf.c".into(),

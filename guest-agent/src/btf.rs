@@ -120,3 +120,34 @@ pub fn datasec_vars(btf_id: u32, type_id: u32) -> Result<Vec<(String, u32, u32)>
     }
     Ok(vars)
 }
+
+/// A readable name for type `type_id` of the kernel BTF object `btf_id`
+/// (a map's key or value type): `struct task_ctx`, `u32`, `pid_t`; "" when
+/// the map has no BTF for it.
+pub fn type_name(btf_id: u32, type_id: u32) -> String {
+    if btf_id == 0 || type_id == 0 {
+        return String::new();
+    }
+    let Ok(btf) = Btf::from_kernel_id(btf_id) else { return String::new() };
+    let t = unsafe { sys::btf__type_by_id(btf.0, type_id) };
+    if t.is_null() {
+        return String::new();
+    }
+    // SAFETY: t points at a btf_type record inside `btf`, alive here.
+    let (info, name_off) = unsafe { ((*t).info, (*t).name_off) };
+    let name = btf.name(name_off);
+    let kind = (info >> 24) & 0x1f;
+    let tag = match kind {
+        k if k == sys::BTF_KIND_STRUCT => "struct ",
+        k if k == sys::BTF_KIND_UNION => "union ",
+        k if k == sys::BTF_KIND_ENUM || k == sys::BTF_KIND_ENUM64 => "enum ",
+        k if k == sys::BTF_KIND_PTR => return "pointer".into(),
+        k if k == sys::BTF_KIND_ARRAY => return "array".into(),
+        _ => "",
+    };
+    if name.is_empty() {
+        format!("{}(anonymous)", tag)
+    } else {
+        format!("{tag}{name}")
+    }
+}

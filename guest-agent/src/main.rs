@@ -22,6 +22,7 @@ mod runbin;
 mod runinfo;
 mod sampler;
 mod sched;
+mod schedmaps;
 mod selftest;
 mod signals;
 mod taskstorage;

@@ -22,6 +22,7 @@ pub struct MapInfo {
     pub value_size: u32,
     pub max_entries: u32,
     pub btf_id: u32,
+    pub btf_key_type_id: u32,
     pub btf_value_type_id: u32,
 }
 
@@ -46,6 +47,7 @@ pub fn info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
         value_size: info.value_size,
         max_entries: info.max_entries,
         btf_id: info.btf_id,
+        btf_key_type_id: info.btf_key_type_id,
         btf_value_type_id: info.btf_value_type_id,
     })
 }

@@ -46,6 +46,9 @@ pub struct Drive<'a> {
     pub interval: Duration,
     pub out: &'a Path,
     pub inject_error_after: Option<Duration>,
+    /// The highest BPF program id before the scheduler loaded: its
+    /// programs, and so its maps, come after (schedmaps.rs).
+    pub prog_baseline: u32,
 }
 
 /// What the body hands back to the record.
@@ -66,6 +69,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         interval: a.interval,
         out: &a.out,
         inject_error_after: a.inject_error_after,
+        prog_baseline: crate::schedmaps::prog_last_id(),
     };
     let mut info = RunInfo::new(a.sched.as_str(), a.variant.as_str(), &d, a.iteration, &a.accel, &a.reset);
     info.ops_name = a.sched.ops_name(a.variant);
@@ -192,12 +196,25 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
     let mut max_sample_ms = 0f64;
     let mut failure = None;
 
+    // Every map of the scheduler, beside the one run.csv follows (maps.csv).
+    let exits = crate::schedmaps::Exits::attach().map_err(|e| eprintln!("agent: no exit counts: {e:#}")).ok();
+    let mut all_maps = match crate::schedmaps::SchedMaps::discover(a.prog_baseline, exits, a.out) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            eprintln!("agent: maps.csv: {e:#}");
+            None
+        }
+    };
     let mut take = |s: &dyn Running, csv: &mut CsvWriter| -> Result<()> {
         let t = Instant::now();
         let map = MapSource { fd: s.tracked_map(), key_size: mi.key_size, value_size };
-        let (row, err) = sampler.sample(t0.elapsed().as_secs_f64(), Some(&map), &s.counters());
+        let elapsed = t0.elapsed().as_secs_f64();
+        let (row, err) = sampler.sample(elapsed, Some(&map), &s.counters());
         if let Some(e) = err {
             eprintln!("agent: sample: {e}");
+        }
+        if let Some(m) = all_maps.as_mut() {
+            m.sample(elapsed, &mut sampler).context("writing maps.csv")?;
         }
         max_entries = max_entries.max(row.map_entries);
         csv.write(&row).context("writing run.csv")?;

@@ -42,6 +42,7 @@ pub fn run_bin(a: BinArgs) -> Result<i32> {
         interval: a.interval,
         out: &a.out,
         inject_error_after: None,
+        prog_baseline: crate::schedmaps::prog_last_id(),
     };
     let name = a.bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "custom".into());
     let mut info = RunInfo::new(&name, &a.variant, &d, a.iteration, &a.accel, &a.reset);

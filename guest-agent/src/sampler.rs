@@ -33,7 +33,8 @@ impl Sampler {
         }
     }
 
-    fn count(&mut self, m: &MapSource<'_>) -> anyhow::Result<u64> {
+    /// Entries of one map: the kernel's count, a task iterator, or a walk.
+    pub fn count_entries(&mut self, m: &MapSource<'_>) -> anyhow::Result<u64> {
         let info = maps::info(m.fd).ok();
         if let Some(i) = info.as_ref().filter(|i| i.map_type == BPF_MAP_TYPE_TASK_STORAGE) {
             let c = match self.tasks.entry(i.id) {
@@ -65,7 +66,7 @@ impl Sampler {
     ) -> (Sample, Option<String>) {
         let mut err = None;
         let (map_entries, map_bytes) = match map {
-            Some(m) => match self.count(m) {
+            Some(m) => match self.count_entries(m) {
                 Ok(n) => (n, maps::memlock(m.fd)),
                 Err(e) => {
                     err = Some(format!("counting map entries: {e:#}"));

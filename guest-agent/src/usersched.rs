@@ -332,7 +332,7 @@ mod tests {
         let m = |id: u32, name: &str, map_type: u32| {
             let fd: OwnedFd = File::open("/dev/null").unwrap().into();
             (
-                MapInfo { id, name: name.into(), map_type, key_size: 4, value_size: 8, max_entries: 1, btf_id: 0, btf_value_type_id: 0 },
+                MapInfo { id, name: name.into(), map_type, key_size: 4, value_size: 8, max_entries: 1, btf_id: 0, btf_key_type_id: 0, btf_value_type_id: 0 },
                 fd,
             )
         };

@@ -37,6 +37,31 @@ fn short_experiment_then_refusal_then_resume() {
         let serial = std::fs::read_to_string(g.join(v).join("run1.serial.log")).unwrap();
         assert!(serial.contains("Linux version"), "{serial}");
     }
+    // Every map of the scheduler, found from its programs (run<N>.maps.json),
+    // sampled against task exits (run<N>.maps.csv).
+    let mut last = Vec::new();
+    for v in ["control", "test"] {
+        let maps: serde_json::Value = serde_json::from_slice(&std::fs::read(g.join(v).join("run1.maps.json")).unwrap()).unwrap();
+        let maps = maps.as_array().unwrap();
+        let tt = maps.iter().find(|m| m["name"] == "tracked_tasks").unwrap_or_else(|| panic!("{v}: {maps:?}"));
+        assert_eq!((&tt["type"], &tt["key_type"], &tt["value_type"], &tt["sampled"]), (&"hash".into(), &"u32".into(), &"struct tracked_task".into(), &true.into()), "{tt}");
+        let bss = maps.iter().find(|m| m["name"].as_str().unwrap().ends_with(".bss")).unwrap_or_else(|| panic!("{v}: {maps:?}"));
+        assert_eq!(bss["sampled"], false);
+        assert!(bss["skipped"].as_str().unwrap().contains("array"), "{bss}");
+        let csv = std::fs::read_to_string(g.join(v).join("run1.maps.csv")).unwrap();
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(&header[..4], &["elapsed_s", "tasks_exited", "cgroups_destroyed", "maps_bytes"], "{csv}");
+        let col = header.iter().position(|h| *h == "tracked_tasks").unwrap_or_else(|| panic!("{csv}"));
+        let rows: Vec<Vec<u64>> = lines.map(|l| l.split(',').skip(1).map(|f| f.parse().unwrap()).collect()).collect();
+        assert!(rows.len() >= 8, "{csv}");
+        let (exits, entries) = (rows.last().unwrap()[0], rows.last().unwrap()[col - 1]);
+        assert!(exits > 1000 && rows.windows(2).all(|w| w[1][0] >= w[0][0]), "task exits counted: {csv}");
+        last.push((exits, entries));
+    }
+    assert!(last[0].1 * 2 > last[0].0, "control keeps an entry per exited task: {last:?}");
+    assert!(last[1].1 * 2 < last[0].1, "test evicts them: {last:?}");
+
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(g.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["status"], "complete");
     assert_eq!(m["accel"], "tcg,thread=single");

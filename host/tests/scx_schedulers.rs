@@ -94,6 +94,15 @@ fn crates_io_schedulers_load_run_and_are_judged() {
     assert!(rows.iter().all(|r| r.0 > 10), "every live task holds a task_ctx_stor entry: {rows:?}");
     let log = std::fs::read_to_string(d.join("run1.scheduler.log")).unwrap();
     assert!(log.contains("libbpf"), "--verbose reached the scheduler (libbpf details): {log}");
+    // Its maps, found from its programs: task storage sampled, arrays not.
+    let maps = json(&d.join("run1.maps.json"));
+    let maps = maps.as_array().unwrap();
+    let ctx = maps.iter().find(|m| m["name"] == "task_ctx_stor").unwrap_or_else(|| panic!("{maps:?}"));
+    assert_eq!((&ctx["type"], &ctx["sampled"]), (&Value::from("task_storage"), &Value::from(true)), "{ctx}");
+    assert!(ctx["value_type"].as_str().unwrap().starts_with("struct "), "{ctx}");
+    assert!(maps.iter().any(|m| m["sampled"] == false && m["skipped"].as_str().unwrap().contains("array")), "{maps:?}");
+    let mcsv = std::fs::read_to_string(d.join("run1.maps.csv")).unwrap();
+    assert!(mcsv.lines().next().unwrap().split(',').any(|h| h == "task_ctx_stor"), "{mcsv}");
     let m = json(&g.join("manifest.json"));
     assert_eq!(m["sched_crates"], serde_json::json!([BPFLAND]), "{m}");
     assert_eq!(m["sched_args"], serde_json::json!([["--slice-us", "5000", "--verbose"]]), "{m}");

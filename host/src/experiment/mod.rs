@@ -807,6 +807,12 @@ impl Runner {
                 }
             }
         }
+        // Every map of the scheduler, sampled beside run.csv (the agent's schedmaps.rs).
+        for (from, to) in [("maps.csv", format!("run{n}.maps.csv")), ("maps.json", format!("run{n}.maps.json"))] {
+            if let Ok(b) = std::fs::read(pulled.join(from)) {
+                write(&to, &b)?;
+            }
+        }
         // Verifier statistics belong to the variant's build, not to a run.
         if let Ok(v) = std::fs::read(pulled.join("verifier.json")) {
             write("verifier.json", &v)?;

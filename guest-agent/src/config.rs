@@ -27,6 +27,8 @@ pub struct Workloads {
     pub hackbench: Hackbench,
     #[serde(rename = "custom-churn")]
     pub churn: Churn,
+    #[serde(rename = "cgroup-churn")]
+    pub cgroup_churn: CgroupChurn,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +70,25 @@ pub struct Churn {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct CgroupChurn {
+    /// cgroups created (and, once their tasks are gone, removed) per second
+    pub rate_hz: f64,
+    /// short tasks run in each cgroup before it is removed
+    pub tasks: u32,
+    /// what each cgroup's cpu.max gets ("QUOTA PERIOD" in microseconds, or "max")
+    pub cpu_max: String,
+    /// seconds; 0: the whole run
+    pub duration_s: f64,
+}
+
+impl Default for CgroupChurn {
+    fn default() -> Self {
+        CgroupChurn { rate_hz: 10.0, tasks: 2, cpu_max: "50000 100000".into(), duration_s: 0.0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Cleanup {
     /// how often ops.dispatch runs a cleanup (test and bpfscan variants)
     pub interval_ms: u64,
@@ -87,6 +108,7 @@ impl Default for Workloads {
             stress_ng: StressNg::default(),
             hackbench: Hackbench::default(),
             churn: Churn::default(),
+            cgroup_churn: CgroupChurn::default(),
         }
     }
 }
@@ -207,7 +229,16 @@ impl Config {
         if w.churn.burst == 0 || !(w.churn.rate_hz > 0.0 && w.churn.rate_hz <= 10000.0) {
             bail!("workloads.custom-churn: burst >= 1 and 0 < rate_hz <= 10000");
         }
-        for d in [w.stress_ng.duration_s, w.churn.duration_s] {
+        let cc = &w.cgroup_churn;
+        if cc.tasks == 0 || !(cc.rate_hz > 0.0 && cc.rate_hz <= 1000.0) {
+            bail!("workloads.cgroup-churn: tasks >= 1 and 0 < rate_hz <= 1000");
+        }
+        let quota_ok = |q: &str| q == "max" || q.parse::<u64>().is_ok_and(|v| v >= 1000);
+        match cc.cpu_max.split_whitespace().collect::<Vec<_>>().as_slice() {
+            [q] | [q, _] if quota_ok(q) => {}
+            _ => bail!("workloads.cgroup-churn.cpu_max: \"QUOTA PERIOD\" in microseconds (quota >= 1000) or \"max\", not {:?}", cc.cpu_max),
+        }
+        for d in [w.stress_ng.duration_s, w.churn.duration_s, w.cgroup_churn.duration_s] {
             if !(d >= 0.0 && d.is_finite()) {
                 bail!("workload duration_s must be >= 0 (0: the whole run)");
             }

@@ -49,6 +49,7 @@ names!(WorkloadKind, "workload", {
     StressNg => "stress-ng",
     Hackbench => "hackbench",
     CustomChurn => "custom-churn",
+    CgroupChurn => "cgroup-churn",
 });
 
 impl Sched {

@@ -1,6 +1,8 @@
-//! The three workloads, each spread over the run's cgroups: a stress-ng fork
+//! The workloads, each spread over the run's cgroups: a stress-ng fork
 //! storm, hackbench repeated until the time is up, and our own churn of
-//! short-lived tasks (see churn.rs). Their output goes to workload.log,
+//! short-lived tasks (see churn.rs); and cgroup-churn, which makes cgroups
+//! of its own (cpu.weight, cpu.max), runs short tasks in them and removes
+//! them, what a per-cgroup map leaks on. Their output goes to workload.log,
 //! prefixed by cgroup; their figure of merit is parsed from it.
 
 use std::fs::File;
@@ -119,11 +121,22 @@ pub fn start(
         WorkloadKind::StressNg => secs(cfg.stress_ng.duration_s, run_duration),
         WorkloadKind::Hackbench => run_duration,
         WorkloadKind::CustomChurn => secs(cfg.churn.duration_s, run_duration),
+        WorkloadKind::CgroupChurn => secs(cfg.cgroup_churn.duration_s, run_duration),
     };
     let deadline = Instant::now() + duration;
     let mut pids = Vec::new();
     let mut threads = Vec::new();
 
+    if kind == WorkloadKind::CgroupChurn {
+        // one runner, beside the run's cgroups: it makes its own
+        let weights: Vec<u32> = cgroups.leaves.iter().map(|l| l.weight).collect();
+        let (log, stop2, cfg, weighted) = (log.clone(), stop.clone(), cfg.clone(), cgroups.weighted);
+        let t = std::thread::Builder::new()
+            .name("workload-cgroup-churn".into())
+            .spawn(move || cgroup_churn_loop(&cfg, &weights, weighted, &log, &stop2, deadline))?;
+        threads.push(t);
+        return Ok(Running { kind, stop, pids, threads, deadline });
+    }
     for (i, leaf) in cgroups.leaves.iter().enumerate() {
         let leaf = Leaf { name: leaf.name.clone(), path: leaf.path.clone(), weight: leaf.weight };
         let (log, stop, pid) = (log.clone(), stop.clone(), Arc::new(AtomicI32::new(0)));
@@ -156,6 +169,7 @@ pub fn start(
                     one_shot(&mut cmd, &leaf, &log, &pid, parse_churn)
                 }
                 WorkloadKind::Hackbench => hackbench_loop(&cfg, &leaf, &log, &pid, &stop, deadline),
+                WorkloadKind::CgroupChurn => unreachable!("started above"),
             })?;
         threads.push(t);
     }
@@ -226,6 +240,79 @@ fn hackbench_loop(
     part
 }
 
+/// cgroup-churn: every 1/rate_hz seconds a new cgroup under the run's
+/// parent gets a cpu.weight (cycling over the run's cgroups' weights) and
+/// cpu.max, runs `tasks` short processes and is removed once they are gone.
+/// Its figure of merit is cgroups removed per second.
+fn cgroup_churn_loop(cfg: &Workloads, weights: &[u32], weighted: bool, log: &Log, stop: &AtomicBool, deadline: Instant) -> Part {
+    let c = &cfg.cgroup_churn;
+    let mut part = Part::default();
+    let period = Duration::from_secs_f64(1.0 / c.rate_hz);
+    let t0 = Instant::now();
+    let (mut made, mut removed) = (0u64, 0u64);
+    let mut next = t0;
+    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+        let leaf = Leaf {
+            name: format!("churn-{made}"),
+            path: std::path::Path::new(cgroup::PARENT).join(format!("churn-{made}")),
+            weight: weights.get(made as usize % weights.len().max(1)).copied().unwrap_or(100),
+        };
+        made += 1;
+        if let Err(e) = one_cgroup(c, &leaf, weighted) {
+            part.errors.push(format!("{}: {e:#}", leaf.name));
+            log_line(log, "cgroup-churn", &format!("{}: {e:#}", leaf.name));
+            break;
+        }
+        removed += 1;
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep((next - now).min(deadline.saturating_duration_since(now)));
+        } else {
+            next = now; // behind: do not bunch up
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    log_line(log, "cgroup-churn", &format!("cgroups: {made} made, {removed} removed in {secs:.1} s"));
+    if secs > 0.0 && removed > 0 {
+        part.values.push(removed as f64 / secs);
+    }
+    part
+}
+
+/// Make one cgroup, run the short tasks in it, wait for them, remove it.
+fn one_cgroup(c: &crate::config::CgroupChurn, leaf: &Leaf, weighted: bool) -> Result<()> {
+    std::fs::create_dir(&leaf.path).with_context(|| format!("creating {}", leaf.path.display()))?;
+    let result = (|| -> Result<()> {
+        if weighted {
+            std::fs::write(leaf.path.join("cpu.weight"), leaf.weight.to_string()).context("writing cpu.weight")?;
+            std::fs::write(leaf.path.join("cpu.max"), &c.cpu_max).context("writing cpu.max")?;
+        }
+        let mut children = Vec::new();
+        for _ in 0..c.tasks {
+            let mut cmd = Command::new("/bin/true");
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            children.push(cgroup::spawn_into(&mut cmd, leaf)?);
+        }
+        for mut ch in children {
+            ch.wait()?;
+        }
+        Ok(())
+    })();
+    // a task that has exited may linger in the cgroup for a moment
+    let end = Instant::now() + Duration::from_secs(2);
+    loop {
+        match std::fs::remove_dir(&leaf.path) {
+            Ok(()) => break,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => return Err(e).with_context(|| format!("removing {}", leaf.path.display())),
+        }
+    }
+    result
+}
+
 impl Running {
     /// All runners are done by themselves.
     pub fn finished(&self) -> bool {
@@ -281,6 +368,7 @@ fn summarize(kind: WorkloadKind, values: &[f64], errors: Vec<String>) -> Outcome
     let (name, higher, value) = match kind {
         WorkloadKind::StressNg => ("stressng_bogo_ops_s", true, sum(values)),
         WorkloadKind::CustomChurn => ("churn_tasks_per_s", true, sum(values)),
+        WorkloadKind::CgroupChurn => ("cgroups_per_s", true, sum(values)),
         WorkloadKind::Hackbench => (
             "hackbench_time_s",
             false,

@@ -259,7 +259,7 @@ pub struct ExperimentArgs {
     /// With --sched-bin there is no scheduler argument: the arguments are
     /// WORKLOAD [DURATION [ITERATIONS]]
     pub scheduler: String,
-    /// Workload: stress-ng, hackbench, custom-churn, or all
+    /// Workload: stress-ng, hackbench, custom-churn, cgroup-churn (cgroups made, used and removed), or all (the first three)
     pub workload: Option<String>,
     /// Seconds per run (the original scripts' third argument)
     #[arg(value_name = "DURATION", allow_negative_numbers = true)]

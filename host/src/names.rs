@@ -59,6 +59,7 @@ name_enum!(Workload, "workload", {
     StressNg => "stress-ng",
     Hackbench => "hackbench",
     CustomChurn => "custom-churn",
+    CgroupChurn => "cgroup-churn",
 });
 
 name_enum!(ResetMode, "reset mode", {

@@ -125,3 +125,33 @@ fn bad_experiment_input_is_one_line_and_exit_2() {
     }
     assert!(!out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(), "nothing written on bad input");
 }
+
+/// cgroup-churn: cgroups made with cpu.weight and cpu.max, used by short
+/// tasks and removed, counted in the guest beside every map of scx_flatcg.
+#[test]
+fn cgroup_churn_makes_uses_and_removes_cgroups() {
+    let env = Env::new();
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("res");
+    let args = ["experiment", "scx_flatcg", "cgroup-churn", "8", "1", "--variants", "control", "--out", out.to_str().unwrap()];
+    let o = env.run(&args);
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    let d = out.join("scx_flatcg/cgroup-churn/control");
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("run1.json")).unwrap()).unwrap();
+    assert_eq!(run["status"], "ok", "{run}");
+    assert_eq!(run["workload_metric"]["name"], "cgroups_per_s", "{run}");
+    assert!(run["workload_metric"]["value"].as_f64().unwrap() > 1.0, "{run}");
+    let wl = std::fs::read_to_string(d.join("run1.workload.log")).unwrap();
+    let line = wl.lines().find(|l| l.contains("cgroups:")).unwrap_or_else(|| panic!("{wl}"));
+    let nums: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(nums.len() >= 2 && nums[0] == nums[1] && nums[0] >= 10, "every cgroup made was removed: {line}");
+    let csv = std::fs::read_to_string(d.join("run1.maps.csv")).unwrap();
+    let last: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+    let destroyed: u64 = last[2].parse().unwrap();
+    assert!(destroyed >= nums[1], "the guest counted the removals (cgroup_rmdir): {destroyed} of {line}");
+    let maps: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("run1.maps.json")).unwrap()).unwrap();
+    let cg = maps.as_array().unwrap().iter().find(|m| m["name"] == "cgrp_ctxs").unwrap_or_else(|| panic!("{maps}"));
+    assert_eq!((&cg["type"], &cg["sampled"]), (&"cgrp_storage".into(), &false.into()), "{cg}");
+    assert!(cg["skipped"].as_str().unwrap().contains("cgroup storage"), "{cg}");
+}

@@ -106,7 +106,7 @@ pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
         if a.map_name.is_some() {
             bail!("--map-name goes with --sched-bin or --sched (a scheduler binary of your own)");
         }
-        let w = a.workload.clone().ok_or_else(|| anyhow::anyhow!("missing WORKLOAD: stress-ng, hackbench, custom-churn, or all"))?;
+        let w = a.workload.clone().ok_or_else(|| anyhow::anyhow!("missing WORKLOAD: stress-ng, hackbench, custom-churn, cgroup-churn, or all"))?;
         (Some(a.scheduler.clone()), w, a.duration_pos, a.iterations_pos)
     };
     if let Some(d) = a.duration.or(dur_pos) {

@@ -61,6 +61,18 @@ fn short_experiment_then_refusal_then_resume() {
     }
     assert!(last[0].1 * 2 > last[0].0, "control keeps an entry per exited task: {last:?}");
     assert!(last[1].1 * 2 < last[0].1, "test evicts them: {last:?}");
+    // The report judges each map against exits: control's leaks, test's does not.
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(g.join("summary.json")).unwrap()).unwrap();
+    let verdict = |v: &str| {
+        let m = s["groups"][0]["maps"].as_array().unwrap().iter().find(|m| m["variant"] == v && m["map"] == "tracked_tasks").cloned();
+        m.unwrap_or_else(|| panic!("{v}: {}", s["groups"][0]["maps"]))
+    };
+    let (c, t_) = (verdict("control"), verdict("test"));
+    assert_eq!((&c["verdict"], &c["against"]), (&"LEAK".into(), &"tasks_exited".into()), "{c}");
+    assert!(c["per_1000_exits"].as_f64().unwrap() > 500.0, "{c}");
+    assert_eq!(t_["verdict"], "OK", "{t_}");
+    let txt = std::fs::read_to_string(g.join("summary.txt")).unwrap();
+    assert!(txt.contains("LEAK control/run1 tracked_tasks (hash u32 -> struct tracked_task)"), "{txt}");
 
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(g.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["status"], "complete");

@@ -103,6 +103,11 @@ fn crates_io_schedulers_load_run_and_are_judged() {
     assert!(maps.iter().any(|m| m["sampled"] == false && m["skipped"].as_str().unwrap().contains("array")), "{maps:?}");
     let mcsv = std::fs::read_to_string(d.join("run1.maps.csv")).unwrap();
     assert!(mcsv.lines().next().unwrap().split(',').any(|h| h == "task_ctx_stor"), "{mcsv}");
+    // task storage is freed with its tasks: no leak under task churn
+    let s = json(&g.join("summary.json"));
+    let tc = s["groups"][0]["maps"].as_array().unwrap().iter().find(|m| m["map"] == "task_ctx_stor").cloned();
+    let tc = tc.unwrap_or_else(|| panic!("{s}"));
+    assert_eq!(tc["verdict"], "OK", "{tc}");
     let m = json(&g.join("manifest.json"));
     assert_eq!(m["sched_crates"], serde_json::json!([BPFLAND]), "{m}");
     assert_eq!(m["sched_args"], serde_json::json!([["--slice-us", "5000", "--verbose"]]), "{m}");

@@ -239,6 +239,13 @@ pub fn group(gd: &GroupDir) -> Result<GroupSummary> {
         variants.push(read_variant(&gd.path, vd, &mut parts)?);
     }
     let criteria = criteria::evaluate(&variants, &parts.splats, parts.logs);
+    let mut maps = Vec::new();
+    for vd in &gd.variants {
+        for r in &vd.runs {
+            let (csv, json) = (vd.path.join(format!("run{}.maps.csv", r.iteration)), vd.path.join(format!("run{}.maps.json", r.iteration)));
+            maps.extend(super::leak::analyze_run(&vd.name, r.iteration, &csv, &json));
+        }
+    }
     Ok(GroupSummary {
         path: gd.rel.clone(),
         scheduler: gd.scheduler.clone(),
@@ -251,6 +258,7 @@ pub fn group(gd: &GroupDir) -> Result<GroupSummary> {
         criteria,
         splats: parts.splats,
         notes: parts.notes,
+        maps,
     })
 }
 

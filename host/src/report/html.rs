@@ -235,6 +235,7 @@ mod tests {
             criteria: vec![Criterion { name: "control_grows".into(), variant: None, status: Status::Skip, reason: "no control runs".into() }],
             splats: vec![],
             notes: vec![],
+            maps: vec![],
         };
         let html = report_html(&Summary::new(vec![g]));
         assert!(html.starts_with("<!DOCTYPE html>"));

@@ -86,6 +86,7 @@ mod tests {
             ],
             splats: vec![],
             notes: vec![],
+            maps: vec![],
         }
     }
 

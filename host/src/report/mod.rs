@@ -26,6 +26,7 @@ pub mod fmt;
 pub mod html;
 pub mod junit;
 pub mod layout;
+pub mod leak;
 pub mod merge;
 pub mod runinfo;
 pub mod runstats;

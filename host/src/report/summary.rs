@@ -201,6 +201,11 @@ pub struct GroupSummary {
     pub splats: Vec<Splat>,
     /// Things worth knowing that are not verdicts (truncated CSV lines, ...).
     pub notes: Vec<String>,
+    /// Every sampled map of the scheduler against exits (run<N>.maps.csv):
+    /// LEAK or OK per map and run. Informational here (a control variant
+    /// leaks by design); not a criterion.
+    #[serde(default)]
+    pub maps: Vec<super::leak::MapGrowth>,
 }
 
 impl GroupSummary {

@@ -110,6 +110,12 @@ pub fn group_text(g: &GroupSummary) -> String {
             }
         }
     }
+    if !g.maps.is_empty() {
+        let _ = writeln!(out, "maps (every sampled map of the scheduler, against exits):");
+        for m in &g.maps {
+            let _ = writeln!(out, "  {}", super::leak::line(m));
+        }
+    }
     if !g.notes.is_empty() {
         let _ = writeln!(out, "notes:");
         for n in &g.notes {

@@ -55,6 +55,12 @@ fn programs() -> Vec<Program> {
         name: "exits".into(),
         defines: Vec::new(),
     });
+    // leakcheck's fixture: leaks per cgroup through a key's padding (scx-guest-agent fixture cgleak).
+    progs.push(Program {
+        source: "fixtures/scx_cgleak.bpf.c".into(),
+        name: "scx_cgleak".into(),
+        defines: Vec::new(),
+    });
     // The helper's selftest (scx-guest-agent selftest).
     progs.push(Program {
         source: "selftest/map_scan.bpf.c".into(),

@@ -46,6 +46,8 @@ pub enum Cmd {
     /// sampling that map like `watch`, stop it (SIGINT, then SIGTERM/SIGKILL);
     /// writes what `run` writes plus scheduler.log (the binary's output)
     RunBin(Box<RunBinCli>),
+    /// (tests) hold a fixture scheduler of bpf/fixtures until SIGINT: cgleak leaks per cgroup
+    Fixture(FixtureCli),
     /// Load one build and keep it attached until SIGINT/SIGTERM, like a
     /// user's scheduler binary (prints `EXIT: reason` as tools/sched_ext do)
     Hold(HoldCli),
@@ -72,6 +74,12 @@ pub struct RunCli {
     pub inject_error_after: Option<f64>,
     #[command(flatten)]
     pub common: RunCommon,
+}
+
+#[derive(Args)]
+pub struct FixtureCli {
+    /// the fixture: cgleak
+    pub name: String,
 }
 
 #[derive(Args)]
@@ -111,6 +119,10 @@ pub struct RunCommon {
     /// sampling interval, seconds
     #[arg(long, default_value_t = 2.0)]
     pub interval: f64,
+    /// seconds to sample with the scheduler loaded and no workload before
+    /// the workload starts (leakcheck's no-churn phase; maps.csv `churning` 0)
+    #[arg(long, default_value_t = 0.0)]
+    pub baseline: f64,
     /// directory for the result files
     #[arg(long)]
     pub out: PathBuf,
@@ -261,6 +273,14 @@ impl HoldCli {
 }
 
 impl RunCommon {
+    /// --baseline: 0 (none) or a positive number of seconds
+    pub fn baseline(&self) -> Result<Duration> {
+        if self.baseline == 0.0 {
+            return Ok(Duration::ZERO);
+        }
+        seconds("baseline", self.baseline)
+    }
+
     pub fn config(&self) -> Result<Config> {
         let yaml = match &self.config {
             Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),

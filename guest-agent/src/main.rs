@@ -11,6 +11,7 @@ mod cycle;
 mod elemcount;
 mod exit;
 mod exitlog;
+mod fixture;
 mod hold;
 mod kmsg;
 mod maps;
@@ -56,6 +57,7 @@ fn main() {
                 workload,
                 duration: cli::seconds("duration", c.duration)?,
                 interval: cli::seconds("interval", c.interval)?,
+                baseline: c.baseline()?,
                 out: c.out.clone(),
                 config: c.config()?,
                 iteration: c.iteration,
@@ -75,6 +77,7 @@ fn main() {
                 workload: names::WorkloadKind::parse(&c.workload)?,
                 duration: cli::seconds("duration", c.duration)?,
                 interval: cli::seconds("interval", c.interval)?,
+                baseline: c.baseline()?,
                 out: c.out.clone(),
                 config: c.config()?,
                 iteration: c.iteration,
@@ -95,6 +98,7 @@ fn main() {
             watch::watch(&w.map_name, interval, duration, &w.out)
         })(),
         Cmd::Reset => reset::reset(),
+        Cmd::Fixture(f) => fixture::fixture(&f.name),
         Cmd::Selftest => selftest::selftest(),
         Cmd::Info(i) => info(&i.kernel_btf),
         Cmd::Cycle(c) => (|| {

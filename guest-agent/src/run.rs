@@ -29,6 +29,8 @@ pub struct RunArgs {
     pub workload: WorkloadKind,
     pub duration: Duration,
     pub interval: Duration,
+    /// sampling with no workload before it starts (leakcheck)
+    pub baseline: Duration,
     pub out: PathBuf,
     pub config: Config,
     pub iteration: u32,
@@ -44,6 +46,8 @@ pub struct Drive<'a> {
     pub config: &'a Config,
     pub duration: Duration,
     pub interval: Duration,
+    /// sampling with the scheduler loaded and no workload before it starts
+    pub baseline: Duration,
     pub out: &'a Path,
     pub inject_error_after: Option<Duration>,
     /// The highest BPF program id before the scheduler loaded: its
@@ -67,6 +71,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         config: &a.config,
         duration: a.duration,
         interval: a.interval,
+        baseline: a.baseline,
         out: &a.out,
         inject_error_after: a.inject_error_after,
         prog_baseline: crate::schedmaps::prog_last_id(),
@@ -205,7 +210,8 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
             None
         }
     };
-    let mut take = |s: &dyn Running, csv: &mut CsvWriter| -> Result<()> {
+    let mut churning = false;
+    let mut take = |s: &dyn Running, csv: &mut CsvWriter, churning: bool| -> Result<()> {
         let t = Instant::now();
         let map = MapSource { fd: s.tracked_map(), key_size: mi.key_size, value_size };
         let elapsed = t0.elapsed().as_secs_f64();
@@ -214,7 +220,7 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
             eprintln!("agent: sample: {e}");
         }
         if let Some(m) = all_maps.as_mut() {
-            m.sample(elapsed, &mut sampler).context("writing maps.csv")?;
+            m.sample(elapsed, churning, &mut sampler).context("writing maps.csv")?;
         }
         max_entries = max_entries.max(row.map_entries);
         csv.write(&row).context("writing run.csv")?;
@@ -223,10 +229,24 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
         Ok(())
     };
 
-    take(s, &mut csv)?;
+    take(s, &mut csv, churning)?;
+    // The no-workload phase: what the scheduler's maps do with time alone.
+    let mut next = t0 + a.interval;
+    while t0.elapsed() + Duration::from_millis(1) < a.baseline && !signals::stopping() && s.exit_info().is_none() {
+        let now = Instant::now();
+        if next > now {
+            signals::sleep(next - now);
+        }
+        take(s, &mut csv, churning)?;
+        next += a.interval;
+    }
+    let work_t0 = Instant::now();
+    churning = true;
     let wl = workload::start(a.workload, &a.config.workloads, cgroups, a.duration, &a.out.join("workload.log"))?;
     let mut injected = false;
-    let mut next = t0 + a.interval;
+    if !a.baseline.is_zero() {
+        next = work_t0 + a.interval;
+    }
     loop {
         let now = Instant::now();
         if next > now {
@@ -234,10 +254,10 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
         }
         if signals::stopping() {
             failure = Some("stopped by a signal before the end".to_string());
-            take(s, &mut csv)?;
+            take(s, &mut csv, churning)?;
             break;
         }
-        take(s, &mut csv)?;
+        take(s, &mut csv, churning)?;
         if let Some(e) = s.exit_info() {
             failure = Some(format!("scheduler exited during the run ({}): {}", e.kind_name(), e.describe()));
             break;
@@ -255,11 +275,11 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
             });
             break;
         }
-        if t0.elapsed() + Duration::from_millis(1) >= a.duration {
+        if work_t0.elapsed() + Duration::from_millis(1) >= a.duration {
             break;
         }
         if let Some(after) = a.inject_error_after {
-            if !injected && t0.elapsed() >= after {
+            if !injected && work_t0.elapsed() >= after {
                 eprintln!("agent: injecting an error into the scheduler");
                 s.inject_error();
                 injected = true;

@@ -199,7 +199,7 @@ impl SchedMaps {
         std::fs::write(out.join("maps.json"), serde_json::to_string_pretty(&records)? + "\n").context("writing maps.json")?;
         let mut file = File::create(out.join("maps.csv")).context("creating maps.csv")?;
         let cols: Vec<&MapRecord> = records.iter().filter(|r| r.sampled).collect();
-        let mut header = String::from("elapsed_s,tasks_exited,cgroups_destroyed,maps_bytes");
+        let mut header = String::from("elapsed_s,tasks_exited,cgroups_destroyed,maps_bytes,churning");
         for r in &cols {
             header.push_str(&format!(",{}", csv_field(&r.column)));
         }
@@ -211,7 +211,8 @@ impl SchedMaps {
     }
 
     /// One row of maps.csv: entries of every watched map, their memlock, the exits.
-    pub fn sample(&mut self, elapsed_s: f64, sampler: &mut Sampler) -> Result<()> {
+    /// `churning`: the workload runs (0 in leakcheck's no-churn baseline).
+    pub fn sample(&mut self, elapsed_s: f64, churning: bool, sampler: &mut Sampler) -> Result<()> {
         let (tasks, cgroups) = self.exits.as_ref().map(|e| e.read()).unwrap_or((0, 0));
         let mut entries = Vec::with_capacity(self.watched.len());
         let mut bytes = Vec::with_capacity(self.watched.len());
@@ -221,7 +222,7 @@ impl SchedMaps {
             bytes.push(maps::memlock(w.fd.as_fd()));
         }
         let total: u64 = bytes.iter().sum();
-        let mut line = format!("{elapsed_s:.3},{tasks},{cgroups},{total}");
+        let mut line = format!("{elapsed_s:.3},{tasks},{cgroups},{total},{}", churning as u8);
         for v in entries.iter().chain(bytes.iter()) {
             line.push_str(&format!(",{v}"));
         }

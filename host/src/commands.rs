@@ -97,6 +97,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Cmd::Down(a) => down(a).await,
         Cmd::Selftest(a) => crate::selftest::run(a).await,
         Cmd::Experiment(a) => crate::experiment::run(*a).await,
+        Cmd::Leakcheck(a) => crate::experiment::leakcheck(*a).await,
         Cmd::Report(a) => report(a),
         Cmd::Bench(a) => crate::bench::run(a).await,
     }

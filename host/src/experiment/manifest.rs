@@ -36,6 +36,10 @@ pub struct Manifest {
     /// --sched-args: each binary's argv, in the order of custom_binaries
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sched_args: Vec<Vec<String>>,
+    /// `leakcheck`: the seconds of no-churn sampling before each run's
+    /// workload; its presence makes `report` judge the group on its maps
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leakcheck_baseline_s: Option<f64>,
     pub config: Config,
     pub runs: Vec<RunRecord>,
 }

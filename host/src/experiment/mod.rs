@@ -85,6 +85,8 @@ pub struct Setup {
     pub vm_name: Option<String>,
     pub custom: Option<Custom>,
     pub inject_error_after: Option<f64>,
+    /// `leakcheck`: seconds of no-churn sampling before each workload
+    pub leakcheck_baseline_s: Option<f64>,
 }
 
 /// Turn the command line into a checked setup; every complaint is bad input.
@@ -155,6 +157,7 @@ pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
         vm_name: a.vm_name.clone(),
         custom,
         inject_error_after: a.inject_error_after,
+        leakcheck_baseline_s: None,
         cfg,
     })
 }
@@ -176,7 +179,7 @@ fn custom_setup(a: &ExperimentArgs) -> Result<Option<Custom>> {
             return Ok(None);
         }
     };
-    let map_name = match (&a.map_name, crates.is_empty()) {
+    let map_name = match (&a.map_name, crates.is_empty() && !a.any_map) {
         (Some(m), _) => Some(m.clone()),
         (None, false) => None,
         (None, true) => bail!("--sched-bin needs --map-name NAME: the BPF map to watch"),
@@ -309,7 +312,40 @@ struct Runner {
 }
 
 pub async fn run(a: ExperimentArgs) -> Result<i32> {
+    run_with(a, None).await
+}
+
+/// `leakcheck`: an experiment with a no-churn baseline before each run's
+/// workload, judged on every map of the scheduler (report/leak.rs).
+/// Defaults differ: one iteration of 20 s, and all three of our variants.
+pub async fn leakcheck(l: crate::cli::LeakcheckArgs) -> Result<i32> {
+    let mut a = l.exp;
+    if !(l.baseline_s > 0.0 && l.baseline_s.is_finite()) {
+        bail!(BadInput(format!("--baseline-s must be a positive number of seconds, not {}", l.baseline_s)));
+    }
+    let custom = a.sched_bin.is_some() || a.sched.is_some();
+    // with --sched/--sched-bin the positionals are WORKLOAD [DURATION [ITERATIONS]]
+    let (dur_given, it_given) = if custom {
+        (a.workload.is_some() || a.duration.is_some(), a.duration_pos.is_some() || a.iterations.is_some())
+    } else {
+        (a.duration_pos.is_some() || a.duration.is_some(), a.iterations_pos.is_some() || a.iterations.is_some())
+    };
+    if !dur_given {
+        a.duration = Some(20.0);
+    }
+    if !it_given {
+        a.iterations = Some(1);
+    }
+    if a.variants.is_none() && !custom {
+        a.variants = Some(vec!["control".into(), "test".into(), "bpfscan".into()]);
+    }
+    a.any_map = true;
+    run_with(a, Some(l.baseline_s)).await
+}
+
+async fn run_with(a: ExperimentArgs, leakcheck_baseline_s: Option<f64>) -> Result<i32> {
     let mut s = setup(&a).map_err(bad)?;
+    s.leakcheck_baseline_s = leakcheck_baseline_s;
     if let Some(c) = s.custom.as_mut() {
         if !c.crates.is_empty() {
             let built = c.build_crates().await?;
@@ -471,6 +507,7 @@ impl Runner {
             custom_binaries: self.s.custom.as_ref().map(|c| c.bins.iter().map(|(_, p)| p.display().to_string()).collect()).unwrap_or_default(),
             sched_crates: self.s.custom.as_ref().map(|c| c.crate_labels.clone()).unwrap_or_default(),
             sched_args: self.s.custom.as_ref().filter(|c| c.args.iter().any(|a| !a.is_empty())).map(|c| c.args.clone()).unwrap_or_default(),
+            leakcheck_baseline_s: self.s.leakcheck_baseline_s,
             config: self.s.cfg.clone(),
             runs: Vec::new(),
         };
@@ -597,6 +634,9 @@ impl Runner {
                 // `=` keeps an argument that starts with '-' an argument (the guest runs argv, no shell)
                 argv.extend(c.args[i].iter().map(|w| format!("--bin-arg={w}")));
             }
+        }
+        if let Some(b) = self.s.leakcheck_baseline_s {
+            argv.extend(["--baseline".to_string(), b.to_string()]);
         }
         // Fault injection (testing the pipeline): only the experiment's first run.
         if let (Some(secs), false) = (self.s.inject_error_after, self.first_run_done) {

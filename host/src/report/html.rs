@@ -150,6 +150,27 @@ fn group_html(out: &mut String, g: &GroupSummary) {
     out.push_str(&plot("Unreclaimable slab (SUnreclaim)", "SUnreclaim (KiB)", false, series(g, |s| s.sunreclaim_kb as f64)));
     out.push_str(&plot("Cumulative evictions", "evictions", true, series(g, |s| s.evictions as f64)));
     out.push_str("</div>");
+    let leaks: Vec<_> = g.maps.iter().filter(|m| m.verdict == "LEAK").collect();
+    if !g.maps.is_empty() {
+        out.push_str("<h3>Maps against exits</h3><ul>");
+        for m in &g.maps {
+            let _ = write!(out, "<li>{}</li>", esc(&super::leak::line(m)));
+        }
+        out.push_str("</ul><div class=\"plots\">");
+        for m in leaks {
+            out.push_str(
+                &Plot {
+                    title: format!("{} run{}: {} entries vs {}", m.variant, m.iteration, m.map, m.against.replace('_', " ")),
+                    x_label: m.against.replace('_', " "),
+                    y_label: "map entries".into(),
+                    y_from_zero: true,
+                    series: vec![Series { label: m.map.clone(), color: "#c0392b", dash: "", points: m.points.clone() }],
+                }
+                .render(),
+            );
+        }
+        out.push_str("</div>");
+    }
     if !g.splats.is_empty() {
         out.push_str("<h3>Kernel splats</h3>");
         for s in &g.splats {

@@ -40,9 +40,15 @@ pub struct MapGrowth {
     pub exits_per_s: f64,
     /// seconds until max_entries at this churn rate (LEAK only)
     pub time_to_full_s: Option<f64>,
+    /// growth in leakcheck's no-churn baseline phase, entries/s
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_per_s: Option<f64>,
     /// LEAK or OK
     pub verdict: String,
     pub reason: String,
+    /// (exits, entries) of the churn phase, for report.html's plot (LEAK only)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub points: Vec<(f64, f64)>,
 }
 
 /// (slope, its standard error when n > 2, R²)
@@ -110,14 +116,38 @@ pub fn analyze_run(variant: &str, iteration: u32, csv: &Path, json: &Path) -> Ve
     let (Some(ti), Some(ei), Some(ci)) = (col("elapsed_s"), col("tasks_exited"), col("cgroups_destroyed")) else {
         return Vec::new();
     };
+    // leakcheck's no-churn phase (churning 0) apart from the churn
+    let (baseline, churn): (Vec<Vec<f64>>, Vec<Vec<f64>>) = match col("churning") {
+        Some(k) => t.rows.iter().cloned().partition(|r| r[k] == 0.0),
+        None => (Vec::new(), t.rows.clone()),
+    };
     let mut out = Vec::new();
     for m in meta.iter().filter(|m| m.sampled) {
         let Some(yi) = col(&m.column) else { continue };
-        if let Some(g) = judge(variant, iteration, m, &t.rows, ti, [("tasks_exited", ei), ("cgroups_destroyed", ci)], yi) {
+        if let Some(mut g) = judge(variant, iteration, m, &churn, ti, [("tasks_exited", ei), ("cgroups_destroyed", ci)], yi) {
+            grows_with_time(&mut g, &baseline, ti, yi);
             out.push(g);
         }
     }
     out
+}
+
+/// A map that grew as fast with no churn (the baseline phase) as under it
+/// grows with time, not with exits (a statistics ring, a history): not a
+/// leak of exits.
+fn grows_with_time(g: &mut MapGrowth, baseline: &[Vec<f64>], ti: usize, yi: usize) {
+    if baseline.len() < 3 {
+        return;
+    }
+    let Some((per_s, _, _)) = fit(&baseline.iter().map(|r| (r[ti], r[yi])).collect::<Vec<_>>()) else { return };
+    g.baseline_per_s = Some(per_s);
+    let churn_per_s = g.per_1000_exits / 1e3 * g.exits_per_s;
+    if g.verdict == "LEAK" && per_s > 0.5 * churn_per_s {
+        g.verdict = "OK".into();
+        g.time_to_full_s = None;
+        g.points.clear();
+        g.reason = format!("grows with time, not exits: {per_s:.1} entries/s with no churn vs {churn_per_s:.1}/s under it");
+    }
 }
 
 fn judge(
@@ -160,8 +190,10 @@ fn judge(
         late_per_1000_exits: None,
         exits_per_s: 0.0,
         time_to_full_s: None,
+        baseline_per_s: None,
         verdict: "OK".into(),
         reason: String::new(),
+        points: Vec::new(),
     };
     let Some((against, xi, (b, se, r2))) = best else {
         return Some(MapGrowth { reason: "no exits during the run: nothing to regress on".into(), ..base });
@@ -204,8 +236,19 @@ fn judge(
             g.time_to_full_s = Some((m.max_entries - entries_last) as f64 / rate);
         }
         g.reason = format!("grows {per_1000:.0} per 1,000 {}", against.replace('_', " "));
+        g.points = rows.iter().map(|r| (r[xi], r[yi])).collect();
     }
     Some(g)
+}
+
+/// A leakcheck's criterion for one map of one run: `map_bounded:<map>`.
+pub fn criterion(g: &MapGrowth) -> super::summary::Criterion {
+    super::summary::Criterion {
+        name: format!("map_bounded:{}", g.map),
+        variant: Some(g.variant.clone()),
+        status: if g.verdict == "LEAK" { super::summary::Status::Fail } else { super::summary::Status::Pass },
+        reason: line(g),
+    }
 }
 
 /// One line for summary.txt.
@@ -306,6 +349,17 @@ mod tests {
         let g = judge("custom", 1, &meta("cgrp_map", 1024), &r, 0, [("tasks_exited", 1), ("cgroups_destroyed", 2)], 3).unwrap();
         assert_eq!((g.verdict.as_str(), g.against.as_str()), ("LEAK", "cgroups_destroyed"), "{g:?}");
         assert!((g.per_1000_exits - 1000.0).abs() < 1.0);
+        // a ring that grows with time, churn or not: OK once the baseline shows it
+        let ring = rows(|t| (300.0 * t, 0.0, 50.0 * t + if (t as i64) % 4 == 0 { 5.0 } else { 0.0 }));
+        let mut g = judge("custom", 1, &meta("history", 4096), &ring, 0, [("tasks_exited", 1), ("cgroups_destroyed", 2)], 3).unwrap();
+        assert_eq!(g.verdict, "LEAK", "without a baseline it looks like one: {g:?}");
+        let quiet = rows(|t| (2.0 * t, 0.0, 50.0 * t));
+        grows_with_time(&mut g, &quiet, 0, 3);
+        assert_eq!(g.verdict, "OK", "{g:?}");
+        assert!(g.reason.starts_with("grows with time, not exits: 50.0 entries/s with no churn"), "{g:?}");
+        let mut leak = judge("control", 1, &meta("tracked_tasks", 65536), &rows(|t| (300.0 * t, 0.0, 300.0 * t + (t as i64 % 3) as f64)), 0, [("tasks_exited", 1), ("cgroups_destroyed", 2)], 3).unwrap();
+        grows_with_time(&mut leak, &rows(|t| (2.0 * t, 0.0, 60.0 + (t as i64 % 2) as f64)), 0, 3);
+        assert_eq!(leak.verdict, "LEAK", "flat with no churn, steep under it: {leak:?}");
         // no exits at all
         let r = rows(|_| (0.0, 0.0, 10.0));
         let g = judge("custom", 1, &meta("m", 8), &r, 0, [("tasks_exited", 1), ("cgroups_destroyed", 2)], 3).unwrap();

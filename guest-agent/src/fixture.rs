@@ -31,7 +31,14 @@ pub fn fixture(name: &str) -> Result<i32> {
     while !signals::stopping() && sched::state() == "enabled" {
         signals::sleep(Duration::from_millis(100));
     }
+    let ejected = !signals::stopping();
+    let state = sched::state();
     drop(link);
+    if ejected {
+        // the kernel disabled it (its reason is in dmesg)
+        eprintln!("EXIT: disabled by the kernel (sched_ext state `{state}`)");
+        return Ok(crate::exit::FAILED);
+    }
     eprintln!("EXIT: unregistered from user space");
     Ok(OK)
 }

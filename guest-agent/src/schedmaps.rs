@@ -46,18 +46,27 @@ fn prog_maps(id: u32) -> Result<(String, Vec<u32>)> {
     }
     // SAFETY: a fresh fd from the kernel, owned here.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut ids = vec![0u32; 64];
-    let mut info = sys::bpf_prog_info { nr_map_ids: ids.len() as u32, map_ids: ids.as_mut_ptr() as u64, ..Default::default() };
-    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
-    // SAFETY: info and the map_ids buffer it points at outlive the call;
-    // the kernel writes at most nr_map_ids ids.
-    let ret = unsafe { sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
-    if ret < 0 {
-        bail!("BPF_OBJ_GET_INFO_BY_FD (prog {id}): {}", std::io::Error::from_raw_os_error(-ret));
+    let mut cap = 64usize;
+    loop {
+        let mut ids = vec![0u32; cap];
+        let mut info =
+            sys::bpf_prog_info { nr_map_ids: ids.len() as u32, map_ids: ids.as_mut_ptr() as u64, ..Default::default() };
+        let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
+        // SAFETY: info and the map_ids buffer it points at outlive the call;
+        // the kernel writes at most nr_map_ids ids.
+        let ret = unsafe { sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
+        if ret < 0 {
+            bail!("BPF_OBJ_GET_INFO_BY_FD (prog {id}): {}", std::io::Error::from_raw_os_error(-ret));
+        }
+        // the kernel says how many the program has: ask again with room for all
+        if info.nr_map_ids as usize > cap {
+            cap = info.nr_map_ids as usize;
+            continue;
+        }
+        ids.truncate(info.nr_map_ids as usize);
+        let name: Vec<u8> = info.name.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        return Ok((String::from_utf8_lossy(&name).into_owned(), ids));
     }
-    ids.truncate((info.nr_map_ids as usize).min(64));
-    let name: Vec<u8> = info.name.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
-    Ok((String::from_utf8_lossy(&name).into_owned(), ids))
 }
 
 /// The kernel's name for a map type (include/uapi/linux/bpf.h).

@@ -146,7 +146,7 @@ pub enum AgentCmd {
 #[derive(Subcommand, Debug)]
 pub enum SchedCmd {
     /// Build a scheduler crate from crates.io with cargo into the cache; prints the binary's path
-    #[command(after_help = "Examples:\n  scx-vmctl sched build scx_bpfland@1.1.4\n  scx-vmctl sched build scx_lavd        # the newest version on crates.io\n\n\
+    #[command(after_help = "Examples:\n  scx-vmctl sched build scx_bpfland@1.1.4\n  scx-vmctl sched build scx_lavd        # the newest built, else the newest on crates.io (--force asks again)\n\n\
 Cached in ~/.cache/scx-vmctl/sched/<crate>-<version>-<key>/bin/<crate>, keyed by crate, version, rustc and\n\
 the BPF clang; every crate shares one cargo target directory, so scx_utils and libbpf-rs are built once.\n\
 Needs cargo, clang-19, libclang-19-dev, libelf-dev, zlib1g-dev and pkg-config (installed through\n\

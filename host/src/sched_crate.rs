@@ -276,21 +276,28 @@ pub async fn build(r: &SchedRef, force: bool) -> Result<Built> {
     tokio::task::spawn_blocking(move || build_blocking(&r, force)).await?
 }
 
+/// The cache directory of `name@version` for the toolchain on the host now.
+fn build_dir(name: &str, version: &str) -> (PathBuf, String, String, String) {
+    let (rustc, clang) = toolchain();
+    let key = key(name, version, &rustc, &clang);
+    (root().join(format!("{name}-{version}-{key}")), key, rustc, clang)
+}
+
 fn build_blocking(r: &SchedRef, force: bool) -> Result<Built> {
     let mut p = Progress::new("sched").every(std::time::Duration::from_secs(30));
+    // A cache hit needs none of the build's prerequisites.
+    if !force {
+        if let Some(b) = cached(r) {
+            return Ok(b);
+        }
+    }
     ensure_prerequisites(&mut p)?;
     let version = match &r.version {
         Some(v) => v.clone(),
-        None => {
-            if let (Some(b), false) = (cached(r), force) {
-                return Ok(b);
-            }
-            newest_version(&r.name)?
-        }
+        None => newest_version(&r.name)?,
     };
-    let (rustc, clang) = toolchain();
-    let key = key(&r.name, &version, &rustc, &clang);
-    let dir = root().join(format!("{}-{}-{}", r.name, version, key));
+    // (computed after the prerequisites: installing clang changes the key)
+    let (dir, key, rustc, clang) = build_dir(&r.name, &version);
     if !force {
         if let Some(b) = load(&dir) {
             return Ok(b);

@@ -49,6 +49,12 @@ fn programs() -> Vec<Program> {
         name: "task_storage_count".into(),
         defines: Vec::new(),
     });
+    // Entries of a cgroup-storage map, by cgroup iterator (guest-agent/src/taskstorage.rs).
+    progs.push(Program {
+        source: "count/cgrp_storage_count.bpf.c".into(),
+        name: "cgrp_storage_count".into(),
+        defines: Vec::new(),
+    });
     // Tasks exited and cgroups destroyed, for the per-map sampling (guest-agent/src/schedmaps.rs).
     progs.push(Program {
         source: "count/exits.bpf.c".into(),

@@ -7,7 +7,7 @@ use std::os::fd::BorrowedFd;
 use crate::csv::Sample;
 use crate::maps;
 use crate::sched::{self, Counters};
-use crate::taskstorage::{TaskStorageCounter, BPF_MAP_TYPE_TASK_STORAGE};
+use crate::taskstorage::{is_local_storage, TaskStorageCounter};
 
 /// Where the map is and how to walk it.
 pub struct MapSource<'a> {
@@ -20,7 +20,7 @@ pub struct Sampler {
     counter: maps::Counter,
     /// The kernel's own count when the kernel has it (6.6+); else a walk.
     elems: Option<crate::elemcount::ElemCounter>,
-    /// Task-storage maps cannot be walked: a task iterator per map, by map id.
+    /// Task and cgroup storage cannot be walked: an iterator per map, by map id.
     tasks: std::collections::HashMap<u32, TaskStorageCounter>,
 }
 
@@ -36,7 +36,7 @@ impl Sampler {
     /// Entries of one map: the kernel's count, a task iterator, or a walk.
     pub fn count_entries(&mut self, m: &MapSource<'_>) -> anyhow::Result<u64> {
         let info = maps::info(m.fd).ok();
-        if let Some(i) = info.as_ref().filter(|i| i.map_type == BPF_MAP_TYPE_TASK_STORAGE) {
+        if let Some(i) = info.as_ref().filter(|i| is_local_storage(i.map_type)) {
             let c = match self.tasks.entry(i.id) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => v.insert(TaskStorageCounter::new(m.fd)?),

@@ -1,7 +1,7 @@
 //! Every map a loaded scheduler's programs use, found without being told:
 //! the programs created since the run began (its struct_ops programs and any
 //! tracing ones beside them) name their maps in their object info. Each map
-//! of the hash family or task storage is sampled every interval into
+//! of the hash family, task storage or cgroup storage is sampled every interval into
 //! maps.csv (a column per map, entries, and memlock per map and in total),
 //! next to the number of tasks exited and cgroups destroyed since the start
 //! (bpf/count/exits.bpf.c), which is what a leak grows with. Arrays and the
@@ -24,10 +24,10 @@ use serde::Serialize;
 use crate::maps::{self, MapInfo};
 use crate::sampler::{MapSource, Sampler};
 use crate::skel::exits::{ExitsSkel, ExitsSkelBuilder};
-use crate::taskstorage::BPF_MAP_TYPE_TASK_STORAGE;
+use crate::taskstorage::is_local_storage;
 
 /// The agent's own programs (counting iterators, exit counters): never the scheduler's.
-const OURS: &[&str] = &["count_elems", "count_task_stor", "count_task_exit", "count_cgroup_rm"];
+const OURS: &[&str] = &["count_elems", "count_task_stor", "count_cgrp_stor", "count_task_exit", "count_cgroup_rm"];
 
 /// The highest program id in use now: programs loaded later have larger ids.
 pub fn prog_last_id() -> u32 {
@@ -84,13 +84,12 @@ pub fn type_name(t: u32) -> &'static str {
 /// Why a map of this type is not sampled, or None when it is.
 pub fn skip_reason(t: u32) -> Option<&'static str> {
     match t {
-        _ if maps::HASH_FAMILY.contains(&t) || t == BPF_MAP_TYPE_TASK_STORAGE => None,
+        _ if maps::HASH_FAMILY.contains(&t) || is_local_storage(t) => None,
         2 | 6 | 3 | 4 | 8 | 12 | 14 | 16 | 17 | 20 => Some("an array: its entries are fixed at max_entries"),
         27 | 31 => Some("a ring buffer: it holds no entries to count"),
         26 => Some("struct_ops: the scheduler's ops themselves"),
         33 => Some("an arena: its memory is pages, not map entries"),
-        32 => Some("cgroup storage: freed with its cgroup (not counted yet)"),
-        19 | 21 => Some("cgroup storage: freed with its cgroup"),
+        19 | 21 => Some("legacy cgroup storage: one entry per attached cgroup"),
         24 | 28 => Some("socket or inode storage: freed with its owner"),
         22 | 23 => Some("a queue or stack: no keys to walk"),
         11 | 30 => Some("a trie or bloom filter: not counted"),
@@ -252,7 +251,7 @@ mod tests {
 
     #[test]
     fn which_maps_are_sampled() {
-        for t in [1, 5, 9, 10, 13, 29] {
+        for t in [1, 5, 9, 10, 13, 29, 32] {
             assert_eq!(skip_reason(t), None, "{}", type_name(t));
         }
         assert!(skip_reason(2).unwrap().contains("array"));
@@ -268,7 +267,7 @@ mod tests {
     #[test]
     fn our_programs_are_named_as_the_kernel_truncates_them() {
         // the kernel keeps 15 characters of a program's name
-        for full in ["count_elems", "count_task_storage", "count_task_exit", "count_cgroup_rmdir"] {
+        for full in ["count_elems", "count_task_storage", "count_cgrp_storage", "count_task_exit", "count_cgroup_rmdir"] {
             let kept: String = full.chars().take(15).collect();
             assert!(OURS.contains(&kept.as_str()), "{kept}");
         }

@@ -207,7 +207,7 @@ impl UserSched {
         let name = mi.name.clone();
         // a map the kernel cannot walk (queue, ring buffer) is no use; task
         // storage is counted by a task iterator instead
-        let countable = if mi.map_type == BPF_MAP_TYPE_TASK_STORAGE {
+        let countable = if crate::taskstorage::is_local_storage(mi.map_type) {
             TaskStorageCounter::new(fd.as_fd()).and_then(|mut c| c.count()).map(|_| 0)
         } else {
             maps::Counter::default().count(fd.as_fd(), mi.key_size, maps::walk_value_size(&mi))

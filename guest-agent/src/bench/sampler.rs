@@ -95,6 +95,9 @@ pub fn run(a: &SamplerArgs, kernel_btf: &Path) -> Result<SamplerResult> {
     let opts = LoadOpts { cleanup: &cleanup, kernel_btf };
     let interval = Duration::from_secs_f64(a.interval);
     let csv_path = a.csv.clone();
+    // every map of the scheduler is sampled too (maps.csv), as in every run
+    let maps_dir = csv_path.with_extension("maps");
+    let prog_baseline = crate::schedmaps::prog_last_id();
     let r = sched::with_scheduler(s, v, &opts, |running, report| {
         let fd = running.tracked_map();
         let mi = maps::info(fd)?;
@@ -102,6 +105,9 @@ pub fn run(a: &SamplerArgs, kernel_btf: &Path) -> Result<SamplerResult> {
         eprintln!("bench sampler: {} attached, tracked_tasks holds {grown} entries", report.ops_name);
         let mut csv = CsvWriter::create(&csv_path)?;
         let mut sampler = Sampler::new();
+        std::fs::create_dir_all(&maps_dir)?;
+        let mut all_maps =
+            crate::schedmaps::SchedMaps::discover(prog_baseline, crate::schedmaps::Exits::attach().ok(), &maps_dir)?;
         let (mut cpu, mut wall, mut entries) = (Vec::new(), Vec::new(), Vec::new());
         let t0 = Instant::now();
         let p0 = super::process_cpu_ns();
@@ -116,6 +122,7 @@ pub fn run(a: &SamplerArgs, kernel_btf: &Path) -> Result<SamplerResult> {
             if let Some(e) = err {
                 bail!("sample {i}: {e}");
             }
+            all_maps.sample(t0.elapsed().as_secs_f64(), true, &mut sampler)?;
             csv.write(&row)?;
             cpu.push(super::thread_cpu_ns() - c0);
             wall.push(w0.elapsed().as_nanos() as u64);
@@ -149,5 +156,6 @@ pub fn run(a: &SamplerArgs, kernel_btf: &Path) -> Result<SamplerResult> {
         })
     });
     let _ = std::fs::remove_file(&csv_path);
+    let _ = std::fs::remove_dir_all(&maps_dir);
     r
 }

@@ -159,16 +159,21 @@ fn judge(
     xs: [(&str, usize); 2],
     yi: usize,
 ) -> Option<MapGrowth> {
-    // the x that explains more of the map's entries
+    // The x that explains more of the map's entries. Under cgroup-churn a
+    // cgroup's tasks exit before it is removed, so both move in step and
+    // the data cannot tell them apart: say so (task churn can).
     let mut best: Option<(&str, usize, Fit)> = None;
+    let mut r2s = Vec::new();
     for (name, xi) in xs {
         let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r[xi], r[yi])).collect();
         if let Some(f) = fit(&pts) {
+            r2s.push(f.2);
             if best.as_ref().is_none_or(|b| f.2 > b.2 .2) {
                 best = Some((name, xi, f));
             }
         }
     }
+    let in_step = r2s.len() == 2 && (r2s[0] - r2s[1]).abs() < 0.01;
     let last = rows.last()?;
     let first = rows.first()?;
     let entries_last = last[yi] as u64;
@@ -205,7 +210,13 @@ fn judge(
         _ => (None, None),
     };
     let half = &rows[rows.len() / 2..];
-    let late = fit(&half.iter().map(|r| (r[xi], r[yi])).collect::<Vec<_>>()).map(|f| f.0 * 1e3);
+    let late_fit = fit(&half.iter().map(|r| (r[xi], r[yi])).collect::<Vec<_>>());
+    let late = late_fit.map(|f| f.0 * 1e3);
+    // the second half's own interval: a level that only wobbles reaches 0
+    let late_lo = match (late_fit, t975(half.len() as f64 - 2.0)) {
+        (Some((b, Some(se), _)), Some(t)) => Some((b - t * se) * 1e3),
+        _ => None,
+    };
     let per_1000 = b * 1e3;
     let exits_per_s = if dt > 0.0 { dx / dt } else { 0.0 };
     let mut g = MapGrowth {
@@ -220,9 +231,10 @@ fn judge(
         ..base
     };
     let clearly_up = lo.is_some_and(|l| l > 0.0) && per_1000 >= MIN_PER_1000;
-    let levelled = late.is_some_and(|l| l < PLATEAU_SHARE * per_1000);
+    let levelled = late.is_some_and(|l| l < PLATEAU_SHARE * per_1000 || l < MIN_PER_1000) || late_lo.is_some_and(|l| l <= 0.0);
     if per_1000 >= MIN_PER_1000 && levelled {
-        g.reason = format!("plateaus: {:.1} per 1,000 exits in the second half", late.unwrap_or(0.0));
+        let ci = late_lo.map(|l| format!(" (95% CI from {l:.1})")).unwrap_or_default();
+        g.reason = format!("plateaus: {:.1} per 1,000 exits in the second half{ci}", late.unwrap_or(0.0));
     } else if !clearly_up {
         g.reason = match lo {
             None => "too few samples for an interval".into(),
@@ -236,6 +248,9 @@ fn judge(
             g.time_to_full_s = Some((m.max_entries - entries_last) as f64 / rate);
         }
         g.reason = format!("grows {per_1000:.0} per 1,000 {}", against.replace('_', " "));
+        if in_step {
+            g.reason.push_str(" (tasks exited and cgroups destroyed moved in step: run task churn to tell them apart)");
+        }
         g.points = rows.iter().map(|r| (r[xi], r[yi])).collect();
     }
     Some(g)
@@ -349,6 +364,17 @@ mod tests {
         let g = judge("custom", 1, &meta("cgrp_map", 1024), &r, 0, [("tasks_exited", 1), ("cgroups_destroyed", 2)], 3).unwrap();
         assert_eq!((g.verdict.as_str(), g.against.as_str()), ("LEAK", "cgroups_destroyed"), "{g:?}");
         assert!((g.per_1000_exits - 1000.0).abs() < 1.0);
+        // a ramp to an eviction equilibrium, then a wobbling level (flatcg bpfscan, seen for real)
+        let levels = [60.0, 640.0, 700.0, 760.0, 690.0, 745.0, 700.0, 760.0, 705.0, 746.0];
+        let r: Vec<Vec<f64>> = levels.iter().enumerate().map(|(i, y)| vec![i as f64 * 2.0, 650.0 * i as f64, 0.0, *y]).collect();
+        let g = judge("bpfscan", 1, &meta("tracked_tasks", 65536), &r, 0, [("tasks_exited", 1), ("cgroups_destroyed", 2)], 3).unwrap();
+        assert_eq!(g.verdict, "OK", "{g:?}");
+        assert!(g.reason.starts_with("plateaus"), "{g:?}");
+        // per-cgroup growth with task exits in lockstep (2 per cgroup): flagged, and said to be ambiguous
+        let r = rows(|t| (20.0 * t, 10.0 * t, 5.0 + 10.0 * t));
+        let g = judge("custom", 1, &meta("cg_state", 16384), &r, 0, [("tasks_exited", 1), ("cgroups_destroyed", 2)], 3).unwrap();
+        assert_eq!(g.verdict, "LEAK", "{g:?}");
+        assert!(g.reason.contains("moved in step"), "{g:?}");
         // a ring that grows with time, churn or not: OK once the baseline shows it
         let ring = rows(|t| (300.0 * t, 0.0, 50.0 * t + if (t as i64) % 4 == 0 { 5.0 } else { 0.0 }));
         let mut g = judge("custom", 1, &meta("history", 4096), &ring, 0, [("tasks_exited", 1), ("cgroups_destroyed", 2)], 3).unwrap();

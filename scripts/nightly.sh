@@ -61,6 +61,8 @@ shard)
 merge)
 	out=$2 baseline=$3
 	shift 3
+	# The merge job runs on a runner of its own: build the tool it needs there.
+	if [ ! -x "$tool" ]; then cargo build --locked --release --bin scx-vmctl; fi
 	args=(report merge "$@" --out "$out" --markdown "$out/summary.md")
 	if [ -n "$baseline" ]; then
 		args+=(--baseline "$baseline")

@@ -43,13 +43,13 @@ fn programs() -> Vec<Program> {
         name: "elem_count".into(),
         defines: Vec::new(),
     });
-    // Entries of a task-storage map, by task iterator (guest-agent/src/taskstorage.rs).
+    // Entries of a task-storage map, by task iterator (guest-agent/src/storagecount.rs).
     progs.push(Program {
         source: "count/task_storage_count.bpf.c".into(),
         name: "task_storage_count".into(),
         defines: Vec::new(),
     });
-    // Entries of a cgroup-storage map, by cgroup iterator (guest-agent/src/taskstorage.rs).
+    // Entries of a cgroup-storage map, by cgroup iterator (guest-agent/src/storagecount.rs).
     progs.push(Program {
         source: "count/cgrp_storage_count.bpf.c".into(),
         name: "cgrp_storage_count".into(),

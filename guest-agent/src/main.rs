@@ -26,7 +26,7 @@ mod sched;
 mod schedmaps;
 mod selftest;
 mod signals;
-mod taskstorage;
+mod storagecount;
 mod trace;
 mod usersched;
 mod verifier;

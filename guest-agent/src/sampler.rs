@@ -7,7 +7,7 @@ use std::os::fd::BorrowedFd;
 use crate::csv::Sample;
 use crate::maps;
 use crate::sched::{self, Counters};
-use crate::taskstorage::{is_local_storage, TaskStorageCounter};
+use crate::storagecount::{is_local_storage, StorageCounter};
 
 /// Where the map is and how to walk it.
 pub struct MapSource<'a> {
@@ -21,7 +21,7 @@ pub struct Sampler {
     /// The kernel's own count when the kernel has it (6.6+); else a walk.
     elems: Option<crate::elemcount::ElemCounter>,
     /// Task and cgroup storage cannot be walked: an iterator per map, by map id.
-    tasks: std::collections::HashMap<u32, TaskStorageCounter>,
+    tasks: std::collections::HashMap<u32, StorageCounter>,
 }
 
 impl Sampler {
@@ -39,7 +39,7 @@ impl Sampler {
         if let Some(i) = info.as_ref().filter(|i| is_local_storage(i.map_type)) {
             let c = match self.tasks.entry(i.id) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => v.insert(TaskStorageCounter::new(m.fd)?),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(StorageCounter::new(m.fd)?),
             };
             return Ok(c.count()?.0);
         }

@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::maps::{self, MapInfo};
 use crate::sampler::{MapSource, Sampler};
 use crate::skel::exits::{ExitsSkel, ExitsSkelBuilder};
-use crate::taskstorage::is_local_storage;
+use crate::storagecount::is_local_storage;
 
 /// The agent's own programs (counting iterators, exit counters): never the scheduler's.
 const OURS: &[&str] = &["count_elems", "count_task_stor", "count_cgrp_stor", "count_task_exit", "count_cgroup_rm"];

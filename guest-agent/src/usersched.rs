@@ -20,7 +20,7 @@ use crate::exit::{Exit, BAD_INPUT, LOAD_FAILED};
 use crate::kmsg::Kmsg;
 use crate::maps::{self, MapInfo};
 use crate::sched::{self, Counters, ExitInfo, Running};
-use crate::taskstorage::{TaskStorageCounter, BPF_MAP_TYPE_TASK_STORAGE};
+use crate::storagecount::{StorageCounter, BPF_MAP_TYPE_TASK_STORAGE};
 use crate::watch::{self, Bss};
 use crate::{exitlog, signals};
 
@@ -207,8 +207,8 @@ impl UserSched {
         let name = mi.name.clone();
         // a map the kernel cannot walk (queue, ring buffer) is no use; task
         // storage is counted by a task iterator instead
-        let countable = if crate::taskstorage::is_local_storage(mi.map_type) {
-            TaskStorageCounter::new(fd.as_fd()).and_then(|mut c| c.count()).map(|_| 0)
+        let countable = if crate::storagecount::is_local_storage(mi.map_type) {
+            StorageCounter::new(fd.as_fd()).and_then(|mut c| c.count()).map(|_| 0)
         } else {
             maps::Counter::default().count(fd.as_fd(), mi.key_size, maps::walk_value_size(&mi))
         };

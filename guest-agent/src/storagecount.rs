@@ -27,14 +27,14 @@ pub fn is_local_storage(map_type: u32) -> bool {
     map_type == BPF_MAP_TYPE_TASK_STORAGE || map_type == BPF_MAP_TYPE_CGRP_STORAGE
 }
 
-pub struct TaskStorageCounter {
+pub struct StorageCounter {
     obj: Object,
     link: libbpf_rs::Link,
 }
 
-impl TaskStorageCounter {
+impl StorageCounter {
     /// Load the iterator against the task- or cgroup-storage map behind `map`.
-    pub fn new(map: BorrowedFd<'_>) -> Result<TaskStorageCounter> {
+    pub fn new(map: BorrowedFd<'_>) -> Result<StorageCounter> {
         let cgrp = crate::maps::info(map)?.map_type == BPF_MAP_TYPE_CGRP_STORAGE;
         let (object, prog) = if cgrp { (CGRP_OBJECT, "count_cgrp_storage") } else { (TASK_OBJECT, "count_task_storage") };
         let mut open = ObjectBuilder::default().open_memory(object).context("opening the storage iterator")?;
@@ -56,7 +56,7 @@ impl TaskStorageCounter {
         } else {
             p.attach().context("attaching the task iterator")?
         };
-        Ok(TaskStorageCounter { obj, link })
+        Ok(StorageCounter { obj, link })
     }
 
     /// (tasks or cgroups holding an entry, tasks or cgroups visited)

@@ -12,18 +12,10 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
 const QUICK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/quick-tcg.yaml");
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
 
 /// (map_entries, evictions, sched_state) per row of a run<N>.csv.
 fn csv(p: &Path) -> Vec<(u64, u64, String)> {

@@ -9,14 +9,9 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Output;
 use std::time::Instant;
 
 const QUICK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/quick-tcg.yaml");
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
 
 fn criteria(group: &Path) -> Vec<Value> {
     let s: Value = serde_json::from_slice(&std::fs::read(group.join("summary.json")).unwrap()).unwrap();

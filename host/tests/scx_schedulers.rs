@@ -14,20 +14,11 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Output;
 use std::time::Instant;
 
 const BPFLAND: &str = "scx_bpfland@1.1.4";
 const RUSTY: &str = "scx_rusty@1.1.4";
 const LAVD: &str = "scx_lavd@1.1.4";
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
 
 /// (map_entries, sched_state) per row of a run<N>.csv.
 fn csv(p: &Path) -> Vec<(u64, String)> {

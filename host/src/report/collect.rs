@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::capacity;
 use super::criteria;
 use super::csv;
 use super::layout::{GroupDir, RunFiles, VariantDir};
@@ -147,6 +148,7 @@ pub fn aggregate(name: &str, files_found: usize, runs: Vec<RunSummary>) -> Varia
         },
         throughput: throughput(&runs),
         verifier: Vec::new(),
+        cleanup: None,
         runs,
     }
 }
@@ -260,7 +262,19 @@ pub fn group(gd: &GroupDir) -> Result<GroupSummary> {
         c.extend(maps.iter().map(super::leak::criterion));
         c
     } else {
-        criteria::evaluate(&variants, &parts.splats, parts.logs)
+        // Each cleaning variant's capacity against the stale rate, said in
+        // its _plateaus row (why it fails, or how close it came).
+        let accel: Vec<String> = parts.accel.iter().cloned().collect();
+        let settings = capacity::Settings::read(&gd.path, &accel);
+        let control = variants.iter().find(|v| v.name == "control").and_then(|c| c.late_slope_per_s.as_ref()).map(|e| e.mean);
+        for (v, vd) in variants.iter_mut().zip(&gd.variants) {
+            if criteria::CLEANING_VARIANTS.contains(&v.name.as_str()) {
+                v.cleanup = capacity::measure(v, &vd.path, control, &settings);
+            }
+        }
+        let mut c = criteria::evaluate(&variants, &parts.splats, parts.logs);
+        capacity::annotate(&mut c, &variants, &settings);
+        c
     };
     Ok(GroupSummary {
         path: gd.rel.clone(),

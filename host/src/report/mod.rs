@@ -19,6 +19,7 @@
 //! CLI maps them to `exit::BAD_INPUT`.
 
 pub mod baseline;
+pub mod capacity;
 pub mod collect;
 pub mod criteria;
 pub mod csv;

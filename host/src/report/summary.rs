@@ -167,6 +167,10 @@ pub struct VariantSummary {
     pub throughput: Option<Throughput>,
     #[serde(default)]
     pub verifier: Vec<VerifierProg>,
+    /// test and bpfscan: the cleanup's late-window capacity against the rate
+    /// entries go stale (report/capacity.rs); absent for other variants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<super::capacity::Capacity>,
 }
 
 /// Throughput of a variant relative to control.

@@ -65,6 +65,9 @@ fn variant_text(out: &mut String, v: &VariantSummary) {
             opt(c.scan_time_share_max.map(pct)),
         ));
     }
+    if let Some(c) = &v.cleanup {
+        w(out, format!("cleanup capacity (late window): {}", super::capacity::line(c)));
+    }
     if let Some(t) = &v.throughput {
         let dir = if t.higher_is_better { "higher" } else { "lower" };
         w(out, format!("{} ({dir} is better): {}", t.metric, ci(&t.estimate, "")));

@@ -202,4 +202,5 @@ SCHED_OPS(
 	.init		= (void *)cfsish_init,
 	.exit		= (void *)cfsish_exit,
 	.name		= SCX_OPS_NAME("cfsish"),
+	TRACK_OPS	/* the variant's own ops: exitdel adds .exit_task */
 );

@@ -558,4 +558,5 @@ SCHED_OPS(
 	 * sets it when the running kernel's BTF has it (compat.h).
 	 */
 	.name			= SCX_OPS_NAME("flatcg"),
+	TRACK_OPS	/* the variant's own ops: exitdel adds .exit_task */
 );

@@ -273,4 +273,5 @@ SCHED_OPS(
 	/* update_idle() would otherwise switch off the built-in idle tracking */
 	.flags		= SCX_OPS_KEEP_BUILTIN_IDLE,
 	.name		= SCX_OPS_NAME("nest"),
+	TRACK_OPS	/* the variant's own ops: exitdel adds .exit_task */
 );

@@ -106,4 +106,5 @@ SCHED_OPS(
 	.init		= (void *)simple_init,
 	.exit		= (void *)simple_exit,
 	.name		= SCX_OPS_NAME("simple"),
+	TRACK_OPS	/* the variant's own ops: exitdel adds .exit_task */
 );

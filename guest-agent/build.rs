@@ -24,7 +24,7 @@ struct Program {
 
 const SCHEDULERS: &[&str] = &["scx_simple", "scx_cfsish", "scx_flatcg", "scx_nest"];
 /// The value of SCX_VARIANT for each variant (see bpf/include/track.h).
-const VARIANTS: &[(&str, u32)] = &[("control", 0), ("test", 1), ("bpfscan", 2)];
+const VARIANTS: &[(&str, u32)] = &[("control", 0), ("test", 1), ("bpfscan", 2), ("exitdel", 3), ("taskstor", 4)];
 
 fn programs() -> Vec<Program> {
     let mut progs = Vec::new();

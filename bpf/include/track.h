@@ -1,15 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Per-task tracking shared by all four schedulers, and the three ways of
- * (not) cleaning it up, picked at build time with -DSCX_VARIANT:
+ * Per-task tracking shared by all four schedulers, and the ways of (not)
+ * cleaning it up, picked at build time with -DSCX_VARIANT:
  *
- *   0 control  never cleans: entries of exited tasks pile up (the leak)
- *   1 test     scx_bpf_map_scan_timeout() from ops.dispatch, once per interval
- *   2 bpfscan  the same eviction in plain BPF: bpf_for_each_map_elem with a
- *              time budget, deleting stale entries from the callback
+ *   0 control   never cleans: entries of exited tasks pile up (the leak)
+ *   1 test      scx_bpf_map_scan_timeout() from ops.dispatch, once per interval
+ *   2 bpfscan   the same eviction in plain BPF: bpf_for_each_map_elem with a
+ *               time budget, deleting stale entries from the callback
+ *   3 exitdel   the hash map of control, plus deleting the task's entry from
+ *               ops.exit_task (what most real schedulers do)
+ *   4 taskstor  per-task state in BPF_MAP_TYPE_TASK_STORAGE instead of the
+ *               hash map: the kernel frees it with the task
  *
- * Entries are deliberately never deleted when a task exits (no ops.exit_task
- * cleanup) in any variant: that is the situation the helper is meant for.
+ * control, test and bpfscan never delete an entry when its task exits (no
+ * ops.exit_task cleanup): that is the situation the helper is meant for.
+ * exitdel and taskstor are the fixes schedulers use today, to measure the
+ * helper against.
+ *
+ * Every variant counts false evictions (nr_false_evictions): a task that
+ * had an entry and is touched again without one, i.e. a live task whose
+ * entry a scan evicted because it slept longer than max_age. A marker in
+ * task storage (tracked_seen), which no scan touches and the kernel frees
+ * with the task, remembers that the task had an entry.
  */
 #ifndef __SCX_TRACK_H
 #define __SCX_TRACK_H
@@ -17,9 +29,11 @@
 #define SCX_VARIANT_CONTROL	0
 #define SCX_VARIANT_TEST	1
 #define SCX_VARIANT_BPFSCAN	2
+#define SCX_VARIANT_EXITDEL	3
+#define SCX_VARIANT_TASKSTOR	4
 
 #ifndef SCX_VARIANT
-#error "build with -DSCX_VARIANT=0 (control), 1 (test) or 2 (bpfscan)"
+#error "build with -DSCX_VARIANT=0 (control), 1 (test), 2 (bpfscan), 3 (exitdel) or 4 (taskstor)"
 #endif
 
 #if SCX_VARIANT == SCX_VARIANT_CONTROL
@@ -28,8 +42,12 @@
 #define SCX_VARIANT_NAME "test"
 #elif SCX_VARIANT == SCX_VARIANT_BPFSCAN
 #define SCX_VARIANT_NAME "bpfscan"
+#elif SCX_VARIANT == SCX_VARIANT_EXITDEL
+#define SCX_VARIANT_NAME "exitdel"
+#elif SCX_VARIANT == SCX_VARIANT_TASKSTOR
+#define SCX_VARIANT_NAME "taskstor"
 #else
-#error "SCX_VARIANT must be 0, 1 or 2"
+#error "SCX_VARIANT must be 0, 1, 2, 3 or 4"
 #endif
 
 /* ops.name, e.g. "nest_bpfscan": what /sys/kernel/sched_ext/root/ops shows */
@@ -49,6 +67,15 @@ struct tracked_task {
 	u32 nr_touches;
 };
 
+#if SCX_VARIANT == SCX_VARIANT_TASKSTOR
+/* same name and value, so the agent samples it as it does the hash map */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tracked_task);
+} tracked_tasks SEC(".maps");
+#else
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -56,6 +83,15 @@ struct {
 	__type(key, u32);
 	__type(value, struct tracked_task);
 } tracked_tasks SEC(".maps");
+#endif
+
+/* a task had an entry once (false-eviction detection; see the top) */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, u32);
+} tracked_seen SEC(".maps");
 
 /* set by the loader from the cleanup: section of the config */
 const volatile u64 cleanup_interval_ns = 1000000000ULL;	/* 1 s */
@@ -73,17 +109,64 @@ u64 nr_track_fail;	/* inserts refused: map full, or the allocator's per-CPU
 			 * with IRQs off, before the cache can refill) */
 u64 nr_running;		/* ops.running calls: proof tasks run under us */
 u64 nr_dispatched;	/* tasks queued to a DSQ by this scheduler */
+u64 nr_false_evictions;	/* live tasks touched again after losing their entry */
+u64 nr_track_ns;	/* ns spent in the tracking code (insert/refresh, the
+			 * cleanup scan, the exit_task delete): the variant's
+			 * cost, per ops.running call = nr_track_ns / nr_running */
+u64 nr_exit_deletes;	/* exitdel: entries deleted by ops.exit_task */
 
 /* the agent sets this to 1 to make the scheduler fail (fault tests) */
 u32 inject_error;
 
 static u64 last_cleanup_ns;
 
-/* remember @p as seen now; inserts on first sight */
-static __always_inline void track_task(struct task_struct *p)
+static __always_inline void track_charge(u64 start)
+{
+	__sync_fetch_and_add(&nr_track_ns, bpf_ktime_get_ns() - start);
+}
+
+/*
+ * @p has no entry: if it had one before, a scan evicted it while the task
+ * lived (a false eviction); else mark it as having one from now on. Only
+ * the miss path pays for this.
+ */
+static __always_inline void track_note_insert(struct task_struct *p)
+{
+	if (bpf_task_storage_get(&tracked_seen, p, 0, 0))
+		__sync_fetch_and_add(&nr_false_evictions, 1);
+	else
+		bpf_task_storage_get(&tracked_seen, p, 0,
+				     BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
+
+#if SCX_VARIANT == SCX_VARIANT_TASKSTOR
+
+static __always_inline void track_touch(struct task_struct *p, u64 now)
+{
+	struct tracked_task *t, fresh = {};
+
+	t = bpf_task_storage_get(&tracked_tasks, p, 0, 0);
+	if (t) {
+		WRITE_ONCE(t->last_seen_ns, now);
+		t->nr_touches++;
+		return;
+	}
+	track_note_insert(p);
+	fresh.last_seen_ns = now;
+	fresh.first_seen_ns = now;
+	fresh.tgid = p->tgid;
+	fresh.nr_touches = 1;
+	/* created with @fresh as its value; another CPU's creation wins */
+	if (!bpf_task_storage_get(&tracked_tasks, p, &fresh,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE))
+		__sync_fetch_and_add(&nr_track_fail, 1);
+}
+
+#else
+
+static __always_inline void track_touch(struct task_struct *p, u64 now)
 {
 	u32 pid = p->pid;
-	u64 now = bpf_ktime_get_ns();
 	struct tracked_task *t, fresh = {};
 
 	t = bpf_map_lookup_elem(&tracked_tasks, &pid);
@@ -92,6 +175,7 @@ static __always_inline void track_task(struct task_struct *p)
 		t->nr_touches++;
 		return;
 	}
+	track_note_insert(p);
 	fresh.last_seen_ns = now;
 	fresh.first_seen_ns = now;
 	fresh.tgid = p->tgid;
@@ -100,6 +184,17 @@ static __always_inline void track_task(struct task_struct *p)
 	if (bpf_map_update_elem(&tracked_tasks, &pid, &fresh, BPF_NOEXIST) &&
 	    !bpf_map_lookup_elem(&tracked_tasks, &pid))
 		__sync_fetch_and_add(&nr_track_fail, 1);
+}
+
+#endif
+
+/* remember @p as seen now; inserts on first sight */
+static __always_inline void track_task(struct task_struct *p)
+{
+	u64 now = bpf_ktime_get_ns();
+
+	track_touch(p, now);
+	track_charge(now);
 }
 
 /* keep max_scan_ns a true maximum even if two CPUs race */
@@ -158,6 +253,7 @@ static __always_inline void track_cleanup(void)
 				       cleanup_timeout_ns, cleanup_max_age_ns,
 				       &evicted);
 	dur = bpf_ktime_get_ns() - start;
+	__sync_fetch_and_add(&nr_track_ns, dur);
 
 	if (ret == -EBUSY) {
 		__sync_fetch_and_add(&nr_scan_busy, 1);
@@ -233,6 +329,7 @@ static __always_inline void track_cleanup(void)
 
 	bpf_for_each_map_elem(&tracked_tasks, bpfscan_cb, &ctx, 0);
 	dur = bpf_ktime_get_ns() - ctx.start;
+	__sync_fetch_and_add(&nr_track_ns, dur);
 
 	__sync_fetch_and_add(&nr_scans, 1);
 	__sync_fetch_and_add(&nr_evictions, ctx.evicted);
@@ -246,10 +343,37 @@ static __always_inline void track_cleanup(void)
 
 static __always_inline s32 track_init(void) { return 0; }
 
-#else /* control */
+#else /* control, exitdel, taskstor: no scan */
 
 static __always_inline void track_cleanup(void) {}
 static __always_inline s32 track_init(void) { return 0; }
+
+#endif
+
+#if SCX_VARIANT == SCX_VARIANT_EXITDEL
+
+/*
+ * ops.exit_task: the task is being freed (or the scheduler unloaded), so
+ * its entry goes. Keyed by pid like the map: should the pid already have
+ * been reused by a task that inserted an entry of its own, that entry goes
+ * too, and its next touch counts as a false eviction.
+ */
+void SCX_OP(track_exit_task, struct task_struct *p, struct scx_exit_task_args *args)
+{
+	u64 start = bpf_ktime_get_ns();
+	u32 pid = p->pid;
+
+	if (!bpf_map_delete_elem(&tracked_tasks, &pid))
+		__sync_fetch_and_add(&nr_exit_deletes, 1);
+	track_charge(start);
+}
+
+/* the variant's own ops, in every scheduler's SCHED_OPS(...) */
+#define TRACK_OPS	.exit_task = (void *)track_exit_task,
+
+#else
+
+#define TRACK_OPS
 
 #endif
 

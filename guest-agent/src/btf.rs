@@ -89,6 +89,18 @@ pub fn enum_value(path: &Path, name: &str, value: &str) -> Result<Option<u64>> {
     Ok(None)
 }
 
+/// `sizeof(struct name)` in the BTF at `path`, if it has that struct.
+pub fn struct_size(path: &Path, name: &str) -> Result<Option<u64>> {
+    let btf = Btf::parse(path)?;
+    let c = CString::new(name)?;
+    let id = unsafe { sys::btf__find_by_name_kind(btf.0, c.as_ptr(), sys::BTF_KIND_STRUCT) };
+    if id <= 0 {
+        return Ok(None);
+    }
+    let size = unsafe { sys::btf__resolve_size(btf.0, id as u32) };
+    Ok((size > 0).then_some(size as u64))
+}
+
 /// (name, offset, size) of every variable of the DATASEC `type_id` in the
 /// kernel BTF object `btf_id`: the layout of a map like `prog.bss`.
 pub fn datasec_vars(btf_id: u32, type_id: u32) -> Result<Vec<(String, u32, u32)>> {

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 pub const HEADER: &str = "elapsed_s,map_entries,map_bytes,mem_free_kb,sunreclaim_kb,evictions,\
-scans,scan_timeouts,scan_max_ns,sched_state,nr_tasks";
+scans,scan_timeouts,scan_max_ns,sched_state,nr_tasks,false_evictions,track_ns,runs";
 
 /// One row. Counters the source does not have are 0.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -22,6 +22,9 @@ pub struct Sample {
     pub scan_max_ns: u64,
     pub sched_state: String,
     pub nr_tasks: u64,
+    pub false_evictions: u64,
+    pub track_ns: u64,
+    pub runs: u64,
 }
 
 impl Sample {
@@ -34,7 +37,7 @@ impl Sample {
             .map(|c| if c == ',' || c.is_whitespace() { '_' } else { c })
             .collect();
         format!(
-            "{:.3},{},{},{},{},{},{},{},{},{},{}",
+            "{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.elapsed_s,
             self.map_entries,
             self.map_bytes,
@@ -45,7 +48,10 @@ impl Sample {
             self.scan_timeouts,
             self.scan_max_ns,
             if state.is_empty() { "unknown" } else { &state },
-            self.nr_tasks
+            self.nr_tasks,
+            self.false_evictions,
+            self.track_ns,
+            self.runs
         )
     }
 }
@@ -78,9 +84,9 @@ mod tests {
         assert_eq!(
             HEADER,
             "elapsed_s,map_entries,map_bytes,mem_free_kb,sunreclaim_kb,evictions,scans,\
-             scan_timeouts,scan_max_ns,sched_state,nr_tasks"
+             scan_timeouts,scan_max_ns,sched_state,nr_tasks,false_evictions,track_ns,runs"
         );
-        assert_eq!(HEADER.split(',').count(), 11);
+        assert_eq!(HEADER.split(',').count(), 14);
     }
 
     #[test]
@@ -97,15 +103,18 @@ mod tests {
             scan_max_ns: 100250,
             sched_state: "enabled".into(),
             nr_tasks: 88,
+            false_evictions: 2,
+            track_ns: 5000,
+            runs: 40,
         };
-        assert_eq!(s.to_line(), "2.000,1234,98304,1800000,20480,7,3,1,100250,enabled,88");
+        assert_eq!(s.to_line(), "2.000,1234,98304,1800000,20480,7,3,1,100250,enabled,88,2,5000,40");
         assert_eq!(s.to_line().split(',').count(), HEADER.split(',').count());
     }
 
     #[test]
     fn odd_state_stays_one_field() {
         let s = Sample { sched_state: "a b,c".into(), ..Default::default() };
-        assert_eq!(s.to_line().split(',').count(), 11);
+        assert_eq!(s.to_line().split(',').count(), 14);
         assert!(s.to_line().contains(",a_b_c,"));
         let e = Sample::default();
         assert!(e.to_line().contains(",unknown,"));
@@ -121,7 +130,7 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines[0], HEADER);
-        assert_eq!(lines[1], "0.000,0,0,0,0,0,0,0,0,enabled,0");
+        assert_eq!(lines[1], "0.000,0,0,0,0,0,0,0,0,enabled,0,0,0,0");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -43,6 +43,8 @@ names!(Variant, "variant", {
     Control => "control",
     Test => "test",
     Bpfscan => "bpfscan",
+    Exitdel => "exitdel",
+    Taskstor => "taskstor",
 });
 
 names!(WorkloadKind, "workload", {
@@ -87,7 +89,7 @@ mod tests {
             e.msg,
             "unknown scheduler `scx_rusty`; valid: scx_simple, scx_cfsish, scx_flatcg, scx_nest"
         );
-        assert!(Variant::parse("tst").unwrap_err().msg.contains("control, test, bpfscan"));
+        assert!(Variant::parse("tst").unwrap_err().msg.contains("control, test, bpfscan, exitdel, taskstor"));
         assert!(WorkloadKind::parse("fio")
             .unwrap_err()
             .msg
@@ -97,6 +99,8 @@ mod tests {
     #[test]
     fn ops_names() {
         assert_eq!(Sched::Flatcg.ops_name(Variant::Bpfscan), "flatcg_bpfscan");
+        assert_eq!(Sched::Nest.ops_name(Variant::Taskstor), "nest_taskstor");
+        assert!(is_our_ops_name("cfsish_exitdel"));
         assert!(is_our_ops_name("simple_control"));
         assert!(!is_our_ops_name("rusty"));
     }

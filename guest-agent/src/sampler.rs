@@ -22,6 +22,8 @@ pub struct Sampler {
     elems: Option<crate::elemcount::ElemCounter>,
     /// Task and cgroup storage cannot be walked: an iterator per map, by map id.
     tasks: std::collections::HashMap<u32, StorageCounter>,
+    /// sizeof(struct bpf_local_storage_elem) from the kernel's BTF, once.
+    selem_size: Option<u64>,
 }
 
 impl Sampler {
@@ -30,6 +32,7 @@ impl Sampler {
             counter: maps::Counter::default(),
             elems: crate::elemcount::ElemCounter::new().ok(),
             tasks: std::collections::HashMap::new(),
+            selem_size: None,
         }
     }
 
@@ -55,6 +58,28 @@ impl Sampler {
         self.counter.count(m.fd, m.key_size, m.value_size)
     }
 
+    /// Bytes of one entry of a task/cgroup-storage map, which its memlock
+    /// leaves out (it counts the map's buckets only): the kernel's
+    /// `sizeof(struct bpf_local_storage_elem)` plus the value, as
+    /// bpf_local_storage allocates it. 0 for other maps, whose memlock
+    /// counts their elements.
+    fn storage_elem_bytes(&mut self, m: &MapSource<'_>) -> u64 {
+        let local = maps::info(m.fd).is_ok_and(|i| is_local_storage(i.map_type));
+        if !local {
+            return 0;
+        }
+        let selem = *self.selem_size.get_or_insert_with(|| {
+            crate::btf::struct_size(std::path::Path::new("/sys/kernel/btf/vmlinux"), "bpf_local_storage_elem")
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        });
+        if selem == 0 {
+            return 0;
+        }
+        selem + m.value_size as u64
+    }
+
     /// `map` None: the map is gone or was never found (entries 0).
     /// Errors reading one source leave its columns at 0 and are returned
     /// next to the sample so the caller can log them without losing the row.
@@ -67,7 +92,7 @@ impl Sampler {
         let mut err = None;
         let (map_entries, map_bytes) = match map {
             Some(m) => match self.count_entries(m) {
-                Ok(n) => (n, maps::memlock(m.fd)),
+                Ok(n) => (n, maps::memlock(m.fd) + n * self.storage_elem_bytes(m)),
                 Err(e) => {
                     err = Some(format!("counting map entries: {e:#}"));
                     (0, maps::memlock(m.fd))
@@ -89,6 +114,9 @@ impl Sampler {
             scan_max_ns: c.max_scan_ns,
             sched_state: sched::state(),
             nr_tasks: loadavg_tasks(&load).unwrap_or(0),
+            false_evictions: c.false_evictions,
+            track_ns: c.track_ns,
+            runs: c.running,
         };
         (s, err)
     }

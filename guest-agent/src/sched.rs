@@ -1,6 +1,6 @@
-//! Loading one of the twelve scheduler builds through its skeleton,
+//! Loading one of the twenty scheduler builds through its skeleton,
 //! attaching it as struct_ops, and reading its BSS (counters, exit record)
-//! while it runs. The twelve skeleton types differ only in name, so one
+//! while it runs. The twenty skeleton types differ only in name, so one
 //! macro writes the loader for each; everything else is shared.
 
 use std::mem::MaybeUninit;
@@ -45,6 +45,12 @@ pub struct Counters {
     pub track_fail: u64,
     pub running: u64,
     pub dispatched: u64,
+    /// Live tasks touched again after a scan evicted their entry.
+    pub false_evictions: u64,
+    /// ns spent in the tracking code (insert/refresh, scans, exit deletes).
+    pub track_ns: u64,
+    /// exitdel: entries deleted by ops.exit_task.
+    pub exit_deletes: u64,
 }
 
 /// What ops.exit recorded (our own copy of the kernel's scx_exit_info).
@@ -132,7 +138,7 @@ pub fn check_helper(variant: Variant, kernel_btf: &Path) -> Result<()> {
             LOAD_FAILED,
             format!(
                 "the test variant needs the kernel helper {HELPER}, which this kernel lacks \
-                 (not in {}); control and bpfscan run without it",
+                 (not in {}); the other variants run without it",
                 kernel_btf.display()
             ),
         )
@@ -206,6 +212,9 @@ macro_rules! builds {
                                 track_fail: rd(&b.nr_track_fail),
                                 running: rd(&b.nr_running),
                                 dispatched: rd(&b.nr_dispatched),
+                                false_evictions: rd(&b.nr_false_evictions),
+                                track_ns: rd(&b.nr_track_ns),
+                                exit_deletes: rd(&b.nr_exit_deletes),
                             }
                         }
 
@@ -301,15 +310,23 @@ builds! {
     Simple Control => scx_simple_control, ScxSimpleControlSkelBuilder, ScxSimpleControlSkel;
     Simple Test => scx_simple_test, ScxSimpleTestSkelBuilder, ScxSimpleTestSkel;
     Simple Bpfscan => scx_simple_bpfscan, ScxSimpleBpfscanSkelBuilder, ScxSimpleBpfscanSkel;
+    Simple Exitdel => scx_simple_exitdel, ScxSimpleExitdelSkelBuilder, ScxSimpleExitdelSkel;
+    Simple Taskstor => scx_simple_taskstor, ScxSimpleTaskstorSkelBuilder, ScxSimpleTaskstorSkel;
     Cfsish Control => scx_cfsish_control, ScxCfsishControlSkelBuilder, ScxCfsishControlSkel;
     Cfsish Test => scx_cfsish_test, ScxCfsishTestSkelBuilder, ScxCfsishTestSkel;
     Cfsish Bpfscan => scx_cfsish_bpfscan, ScxCfsishBpfscanSkelBuilder, ScxCfsishBpfscanSkel;
+    Cfsish Exitdel => scx_cfsish_exitdel, ScxCfsishExitdelSkelBuilder, ScxCfsishExitdelSkel;
+    Cfsish Taskstor => scx_cfsish_taskstor, ScxCfsishTaskstorSkelBuilder, ScxCfsishTaskstorSkel;
     Flatcg Control => scx_flatcg_control, ScxFlatcgControlSkelBuilder, ScxFlatcgControlSkel;
     Flatcg Test => scx_flatcg_test, ScxFlatcgTestSkelBuilder, ScxFlatcgTestSkel;
     Flatcg Bpfscan => scx_flatcg_bpfscan, ScxFlatcgBpfscanSkelBuilder, ScxFlatcgBpfscanSkel;
+    Flatcg Exitdel => scx_flatcg_exitdel, ScxFlatcgExitdelSkelBuilder, ScxFlatcgExitdelSkel;
+    Flatcg Taskstor => scx_flatcg_taskstor, ScxFlatcgTaskstorSkelBuilder, ScxFlatcgTaskstorSkel;
     Nest Control => scx_nest_control, ScxNestControlSkelBuilder, ScxNestControlSkel;
     Nest Test => scx_nest_test, ScxNestTestSkelBuilder, ScxNestTestSkel;
     Nest Bpfscan => scx_nest_bpfscan, ScxNestBpfscanSkelBuilder, ScxNestBpfscanSkel;
+    Nest Exitdel => scx_nest_exitdel, ScxNestExitdelSkelBuilder, ScxNestExitdelSkel;
+    Nest Taskstor => scx_nest_taskstor, ScxNestTaskstorSkelBuilder, ScxNestTaskstorSkel;
 }
 
 /// After attach the kernel must report our scheduler as the enabled one.

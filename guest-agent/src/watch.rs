@@ -41,6 +41,9 @@ impl Bss {
             track_fail: rd("nr_track_fail"),
             running: rd("nr_running"),
             dispatched: rd("nr_dispatched"),
+            false_evictions: rd("nr_false_evictions"),
+            track_ns: rd("nr_track_ns"),
+            exit_deletes: rd("nr_exit_deletes"),
         }
     }
 }

@@ -7,9 +7,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-/// The header line, exactly as docs/results.md defines it.
-pub const HEADER: &str = "elapsed_s,map_entries,map_bytes,mem_free_kb,sunreclaim_kb,evictions,scans,scan_timeouts,scan_max_ns,sched_state,nr_tasks";
-const NFIELDS: usize = 11;
+/// The header line, exactly as docs/results.md defines it (the agent writes
+/// the same: guest-agent/src/csv.rs).
+pub const HEADER: &str = "elapsed_s,map_entries,map_bytes,mem_free_kb,sunreclaim_kb,evictions,scans,scan_timeouts,scan_max_ns,sched_state,nr_tasks,false_evictions,track_ns,runs";
+const NFIELDS: usize = 14;
+/// The header before false_evictions, track_ns and runs were added: such
+/// files are still read, those three columns as 0.
+pub const HEADER_V1: &str = "elapsed_s,map_entries,map_bytes,mem_free_kb,sunreclaim_kb,evictions,scans,scan_timeouts,scan_max_ns,sched_state,nr_tasks";
+const NFIELDS_V1: usize = 11;
 
 /// `/sys/kernel/sched_ext/state`, kept as a small enum so a long run costs no
 /// allocation per sample.
@@ -50,6 +55,12 @@ pub struct Sample {
     pub scan_max_ns: u64,
     pub sched_state: SchedState,
     pub nr_tasks: u64,
+    /// Live tasks touched again after a scan evicted their entry (cumulative).
+    pub false_evictions: u64,
+    /// ns spent in the scheduler's tracking code (cumulative).
+    pub track_ns: u64,
+    /// ops.running calls (cumulative): track_ns / runs is the cost per run.
+    pub runs: u64,
 }
 
 /// A parsed file: its samples, and the line number of a dropped cut-off last
@@ -72,7 +83,7 @@ impl fmt::Display for LineError {
 
 const COLUMNS: [&str; NFIELDS] = [
     "elapsed_s", "map_entries", "map_bytes", "mem_free_kb", "sunreclaim_kb", "evictions", "scans",
-    "scan_timeouts", "scan_max_ns", "sched_state", "nr_tasks",
+    "scan_timeouts", "scan_max_ns", "sched_state", "nr_tasks", "false_evictions", "track_ns", "runs",
 ];
 
 fn count(fields: &[&str], i: usize) -> Result<u64, LineError> {
@@ -81,18 +92,20 @@ fn count(fields: &[&str], i: usize) -> Result<u64, LineError> {
         .map_err(|_| LineError(format!("column {} is not a count: {:?}", COLUMNS[i], fields[i])))
 }
 
-fn parse_line(line: &str) -> Result<Sample, LineError> {
+/// `nfields`: NFIELDS, or NFIELDS_V1 for a file with the old header.
+fn parse_line(line: &str, nfields: usize) -> Result<Sample, LineError> {
     let mut fields = [""; NFIELDS];
     let mut n = 0;
     for f in line.split(',') {
-        if n < NFIELDS {
+        if n < nfields {
             fields[n] = f;
         }
         n += 1;
     }
-    if n != NFIELDS {
-        return Err(LineError(format!("expected {NFIELDS} fields, got {n}")));
+    if n != nfields {
+        return Err(LineError(format!("expected {nfields} fields, got {n}")));
     }
+    let extra = |i: usize| if nfields > i { count(&fields, i) } else { Ok(0) };
     let elapsed_s: f64 = fields[0]
         .parse()
         .ok()
@@ -113,6 +126,9 @@ fn parse_line(line: &str) -> Result<Sample, LineError> {
         scan_max_ns: count(&fields, 8)?,
         sched_state: SchedState::parse(fields[9]),
         nr_tasks: count(&fields, 10)?,
+        false_evictions: extra(11)?,
+        track_ns: extra(12)?,
+        runs: extra(13)?,
     })
 }
 
@@ -132,7 +148,8 @@ pub fn parse_str(text: &str, name: &str) -> Result<CsvRun> {
     let mut lines = text.split_inclusive('\n').enumerate().peekable();
     let (_, first) = lines.next().expect("non-empty text has a line");
     let header = first.trim_end_matches('\n').trim_end_matches('\r');
-    if header != HEADER {
+    let nfields = if header == HEADER_V1 { NFIELDS_V1 } else { NFIELDS };
+    if header != HEADER && header != HEADER_V1 {
         if !first.ends_with('\n') && HEADER.starts_with(header) {
             run.truncated_line = Some(1);
             return Ok(run);
@@ -152,7 +169,7 @@ pub fn parse_str(text: &str, name: &str) -> Result<CsvRun> {
             }
             anyhow::bail!("{name}:{lineno}: empty line in the middle of the samples");
         }
-        match parse_line(line) {
+        match parse_line(line, nfields) {
             Ok(s) => run.samples.push(s),
             Err(_) if is_last && !terminated => run.truncated_line = Some(lineno),
             Err(e) => anyhow::bail!("{name}:{lineno}: {e}"),
@@ -183,8 +200,8 @@ mod tests {
         s
     }
 
-    const L1: &str = "0.000,120,65536,1843200,40960,0,0,0,0,enabled,131";
-    const L2: &str = "2.001,480,131072,1838000,41210,35,2,0,41000,enabled,498";
+    const L1: &str = "0.000,120,65536,1843200,40960,0,0,0,0,enabled,131,0,1500,10";
+    const L2: &str = "2.001,480,131072,1838000,41210,35,2,0,41000,enabled,498,3,90000,600";
 
     #[test]
     fn parses_real_looking_lines() {
@@ -196,6 +213,27 @@ mod tests {
         assert_eq!((s.map_entries, s.map_bytes, s.mem_free_kb, s.sunreclaim_kb), (480, 131072, 1838000, 41210));
         assert_eq!((s.evictions, s.scans, s.scan_timeouts, s.scan_max_ns), (35, 2, 0, 41000));
         assert_eq!((s.sched_state, s.nr_tasks), (SchedState::Enabled, 498));
+        assert_eq!((s.false_evictions, s.track_ns, s.runs), (3, 90000, 600));
+    }
+
+    #[test]
+    fn files_with_the_old_header_are_read_with_the_new_columns_zero() {
+        let text = format!("{HEADER_V1}\n2.001,480,131072,1838000,41210,35,2,0,41000,enabled,498\n");
+        let run = parse_str(&text, "old.csv").unwrap();
+        let s = run.samples[0];
+        assert_eq!((s.map_entries, s.nr_tasks, s.false_evictions, s.track_ns, s.runs), (480, 498, 0, 0, 0));
+        // an old-width line under the new header is still an error
+        let err = parse_str(&file(&["2.001,480,131072,1838000,41210,35,2,0,41000,enabled,498"]), "r").unwrap_err();
+        assert!(err.to_string().contains("expected 14 fields, got 11"), "{err}");
+    }
+
+    #[test]
+    fn the_agent_writes_this_header() {
+        let src = include_str!("../../../guest-agent/src/csv.rs");
+        let start = src.find("pub const HEADER: &str = \"").expect("the agent's HEADER") + 26;
+        let end = start + src[start..].find("\";").expect("end of the agent's HEADER");
+        let agent: String = src[start..end].split("\\\n").map(str::trim_start).collect();
+        assert_eq!(agent, HEADER);
     }
 
     #[test]
@@ -216,14 +254,14 @@ mod tests {
 
     #[test]
     fn bad_line_in_the_middle_is_an_error_naming_file_and_line() {
-        let err = parse_str(&file(&[L1, "2.0,oops,1,1,1,1,1,1,1,enabled,1", L2]), "res/test/run2.csv")
+        let err = parse_str(&file(&[L1, "2.0,oops,1,1,1,1,1,1,1,enabled,1,0,0,0", L2]), "res/test/run2.csv")
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("res/test/run2.csv:3: "), "{err}");
         assert!(err.contains("map_entries"), "{err}");
         // A bad but newline-terminated last line is not a crash artefact.
         let err = parse_str(&file(&[L1, "2.0,1,1"]), "r.csv").unwrap_err().to_string();
-        assert!(err.starts_with("r.csv:3: expected 11 fields, got 3"), "{err}");
+        assert!(err.starts_with("r.csv:3: expected 14 fields, got 3"), "{err}");
     }
 
     #[test]
@@ -249,15 +287,15 @@ mod tests {
 
     #[test]
     fn rejects_negative_and_nan_values() {
-        assert!(parse_str(&file(&["-1.0,1,1,1,1,1,1,1,1,enabled,1"]), "r").is_err());
-        assert!(parse_str(&file(&["NaN,1,1,1,1,1,1,1,1,enabled,1"]), "r").is_err());
-        assert!(parse_str(&file(&["1.0,-5,1,1,1,1,1,1,1,enabled,1"]), "r").is_err());
-        assert!(parse_str(&file(&["1.0,5,1,1,1,1,1,1,1,,1"]), "r").is_err());
+        assert!(parse_str(&file(&["-1.0,1,1,1,1,1,1,1,1,enabled,1,0,0,0"]), "r").is_err());
+        assert!(parse_str(&file(&["NaN,1,1,1,1,1,1,1,1,enabled,1,0,0,0"]), "r").is_err());
+        assert!(parse_str(&file(&["1.0,-5,1,1,1,1,1,1,1,enabled,1,0,0,0"]), "r").is_err());
+        assert!(parse_str(&file(&["1.0,5,1,1,1,1,1,1,1,,1,0,0,0"]), "r").is_err());
     }
 
     #[test]
     fn unknown_state_word_is_kept_as_other() {
-        let run = parse_str(&file(&["1.0,5,1,1,1,1,1,1,1,weird,1"]), "r").unwrap();
+        let run = parse_str(&file(&["1.0,5,1,1,1,1,1,1,1,weird,1,0,0,0"]), "r").unwrap();
         assert_eq!(run.samples[0].sched_state, SchedState::Other);
     }
 }

@@ -37,6 +37,15 @@ pub struct SeriesStats {
     pub scans: u64,
     pub scan_timeouts: u64,
     pub scan_max_ns: u64,
+    /// Live tasks touched again after losing their entry to a scan.
+    #[serde(default)]
+    pub false_evictions: u64,
+    /// ns in the scheduler's tracking code, and its ops.running calls
+    /// (0 in CSVs from before these columns).
+    #[serde(default)]
+    pub track_ns: u64,
+    #[serde(default)]
+    pub runs: u64,
     pub mem_free_kb_first: Option<u64>,
     pub mem_free_kb_last: Option<u64>,
     pub mem_free_kb_min: Option<u64>,
@@ -72,6 +81,9 @@ impl SeriesStats {
             s.scans = s.scans.max(x.scans);
             s.scan_timeouts = s.scan_timeouts.max(x.scan_timeouts);
             s.scan_max_ns = s.scan_max_ns.max(x.scan_max_ns);
+            s.false_evictions = s.false_evictions.max(x.false_evictions);
+            s.track_ns = s.track_ns.max(x.track_ns);
+            s.runs = s.runs.max(x.runs);
         }
         s.map_entries_max = Some(max);
         s.map_entries_mean = Some(sum / samples.len() as f64);
@@ -119,6 +131,9 @@ pub(crate) mod tests {
             scan_max_ns: 20_000,
             sched_state: SchedState::Enabled,
             nr_tasks: 100,
+            false_evictions: 0,
+            track_ns: 0,
+            runs: 0,
         }
     }
 

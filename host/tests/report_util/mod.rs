@@ -17,7 +17,7 @@ pub type Row = (f64, u64, u64, u64, u64, u64, u64, u64);
 pub fn csv_text(rows: &[Row]) -> String {
     let mut s = format!("{HEADER}\n");
     for &(t, e, free, sunr, ev, scans, to, max) in rows {
-        s.push_str(&format!("{t:.3},{e},1048576,{free},{sunr},{ev},{scans},{to},{max},enabled,150\n"));
+        s.push_str(&format!("{t:.3},{e},1048576,{free},{sunr},{ev},{scans},{to},{max},enabled,150,0,0,0\n"));
     }
     s
 }

@@ -289,7 +289,8 @@ pub struct ExperimentArgs {
     /// Sampling interval in seconds (default: 2)
     #[arg(long, allow_negative_numbers = true)]
     pub interval: Option<f64>,
-    /// Variants to run, comma-separated: control,test[,bpfscan]
+    /// Variants to run, comma-separated: control,test[,bpfscan,exitdel,taskstor]
+    /// (exitdel deletes the entry in ops.exit_task, taskstor keeps it in task storage)
     #[arg(long, value_delimiter = ',')]
     pub variants: Option<Vec<String>>,
     /// Guest reset between runs: overlay (fresh boot, default) or in-guest (faster)

@@ -111,7 +111,7 @@ impl Config {
             crate::names::Variant::parse(v)?;
         }
         if e.variants.is_empty() {
-            bail!("experiment.variants is empty: give at least one of control, test, bpfscan");
+            bail!("experiment.variants is empty: give at least one of control, test, bpfscan, exitdel, taskstor");
         }
         crate::names::ResetMode::parse(&e.reset)?;
         crate::accel::AccelRequest::parse(&self.vm.accel)?;

@@ -53,6 +53,8 @@ name_enum!(Variant, "variant", {
     Control => "control",
     Test => "test",
     Bpfscan => "bpfscan",
+    Exitdel => "exitdel",
+    Taskstor => "taskstor",
 });
 
 name_enum!(Workload, "workload", {
@@ -81,5 +83,7 @@ mod tests {
         let e = Workload::parse("fio").unwrap_err().to_string();
         assert!(e.contains("stress-ng, hackbench, custom-churn"), "{e}");
         assert_eq!(Variant::parse("bpfscan").unwrap(), Variant::Bpfscan);
+        assert_eq!(Variant::parse("taskstor").unwrap(), Variant::Taskstor);
+        assert!(Variant::parse("exit").unwrap_err().to_string().ends_with("control, test, bpfscan, exitdel, taskstor"));
     }
 }

@@ -567,7 +567,7 @@ impl Runner {
         if !out.contains("helper") && self.s.variants.iter().any(|v| v == "test") && self.s.custom.is_none() {
             bail!(BadInput(
                 "the guest kernel lacks scx_bpf_map_scan_timeout, so the test variant cannot load: use a kernel with \
-                 vm-images/kernel/patches applied (scx-vmctl kernel build), or --variants control,bpfscan"
+                 vm-images/kernel/patches applied (scx-vmctl kernel build), or --variants control,bpfscan,exitdel,taskstor"
                     .into()
             ));
         }

@@ -47,7 +47,7 @@ pub fn parse_variants(v: &[String]) -> Result<Vec<String>> {
         out.push(s.to_string());
     }
     if out.is_empty() {
-        bail!("--variants is empty: give at least one of control, test, bpfscan");
+        bail!("--variants is empty: give at least one of control, test, bpfscan, exitdel, taskstor");
     }
     Ok(out)
 }

@@ -130,6 +130,12 @@ pub fn aggregate(name: &str, files_found: usize, runs: Vec<RunSummary>) -> Varia
         evictions_total,
         scans_total,
         scan_timeouts_total,
+        false_evictions_total: runs.iter().map(|r| r.stats.false_evictions).sum(),
+        track_ns_per_run: ratio(
+            runs.iter().map(|r| r.stats.track_ns).sum(),
+            runs.iter().map(|r| r.stats.runs).sum(),
+        )
+        .filter(|_| runs.iter().any(|r| r.stats.track_ns > 0)),
         eviction_cost: EvictionCost {
             evictions_per_scan: ratio(evictions_total, scans_total),
             scan_max_ns: runs.iter().map(|r| r.stats.scan_max_ns).max().unwrap_or(0),

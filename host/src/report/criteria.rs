@@ -20,6 +20,9 @@ pub const PLATEAU_MAX_SLOPE_VS_CONTROL: f64 = 0.10;
 
 /// Variants judged like `test` (each gets its own rows).
 pub const CLEANING_VARIANTS: [&str; 2] = ["test", "bpfscan"];
+/// Variants that free entries with their task instead of scanning (exitdel,
+/// taskstor): bounded like test, below control, and no false evictions.
+pub const EXIT_VARIANTS: [&str; 2] = ["exitdel", "taskstor"];
 
 fn crit(name: impl Into<String>, variant: Option<&str>, status: Status, reason: impl Into<String>) -> Criterion {
     Criterion { name: name.into(), variant: variant.map(str::to_string), status, reason: one_line(&reason.into()) }
@@ -209,6 +212,26 @@ pub fn no_kernel_splat(splats: &[Splat], logs_scanned: usize) -> Criterion {
     crit(name, None, Status::Pass, format!("{logs_scanned} logs scanned, no splat"))
 }
 
+/// `<variant>_no_false_evictions`: an entry freed with its task never goes
+/// while the task lives.
+pub fn no_false_evictions(v: Option<&VariantSummary>, variant: &str) -> Criterion {
+    let name = format!("{variant}_no_false_evictions");
+    let Some(v) = v else {
+        return crit(name, Some(variant), Status::Skip, format!("no {variant} runs"));
+    };
+    if !v.runs.iter().any(|r| r.stats.runs > 0) {
+        return crit(name, Some(variant), Status::Skip, "no run has the false_evictions counters (CSV from before them)");
+    }
+    let runs = v.runs.iter().filter(|r| r.stats.samples > 0).count();
+    if v.false_evictions_total == 0 {
+        crit(name, Some(variant), Status::Pass, format!("0 false evictions in {runs} runs"))
+    } else {
+        crit(name, Some(variant), Status::Fail, format!(
+            "{} live tasks lost their entry in {runs} runs", v.false_evictions_total
+        ))
+    }
+}
+
 /// All criteria of one group, in report order.
 pub fn evaluate(variants: &[VariantSummary], splats: &[Splat], logs_scanned: usize) -> Vec<Criterion> {
     let find = |n: &str| variants.iter().find(|v| v.name == n);
@@ -223,6 +246,13 @@ pub fn evaluate(variants: &[VariantSummary], splats: &[Splat], logs_scanned: usi
         out.push(plateaus(v, name, control));
         out.push(evictions_positive(v, name));
         out.push(max_below_control(v, name, control));
+    }
+    // exitdel and taskstor: rows only when they ran.
+    for name in EXIT_VARIANTS {
+        let Some(v) = find(name) else { continue };
+        out.push(plateaus(Some(v), name, control));
+        out.push(max_below_control(Some(v), name, control));
+        out.push(no_false_evictions(Some(v), name));
     }
     out.push(no_scheduler_error(variants));
     out.push(no_kernel_splat(splats, logs_scanned));
@@ -330,5 +360,23 @@ mod tests {
         let n = names(&[c, b]);
         assert_eq!(n.len(), 9);
         assert!(n.contains(&"bpfscan_max_below_control_max".to_string()));
+    }
+
+    #[test]
+    fn exit_variants_are_bounded_and_never_lose_a_live_entry() {
+        let c = variant("control", vec![run(1, &GROWING, 0)]);
+        let mut r = run(1, &[100, 150, 150, 150, 150, 150], 0);
+        r.stats.runs = 500;
+        let mut e = variant("exitdel", vec![r]);
+        let n: Vec<_> = evaluate(&[c.clone(), e.clone()], &[], 1).into_iter().map(|k| (k.name, k.status)).collect();
+        for want in ["exitdel_plateaus", "exitdel_max_below_control_max", "exitdel_no_false_evictions"] {
+            assert!(n.contains(&(want.to_string(), Status::Pass)), "{want}: {n:?}");
+        }
+        assert!(!n.iter().any(|(k, _)| k.starts_with("taskstor")), "{n:?}");
+        e.false_evictions_total = 4;
+        let k = no_false_evictions(Some(&e), "exitdel");
+        assert_eq!((k.status, k.reason.as_str()), (Status::Fail, "4 live tasks lost their entry in 1 runs"));
+        e.runs[0].stats.runs = 0;
+        assert_eq!(no_false_evictions(Some(&e), "exitdel").status, Status::Skip);
     }
 }

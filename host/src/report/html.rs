@@ -15,6 +15,8 @@ fn color(variant: &str) -> &'static str {
         "control" => "#d62728",
         "test" => "#1f77b4",
         "bpfscan" => "#2ca02c",
+        "exitdel" => "#ff7f0e",
+        "taskstor" => "#8c564b",
         "custom" => "#9467bd",
         _ => "#7f7f7f",
     }
@@ -71,11 +73,14 @@ fn opt<T: ToString>(x: Option<T>) -> String {
 type Row = (&'static str, fn(&VariantSummary) -> String);
 
 fn figures_table(out: &mut String, vs: &[VariantSummary]) {
-    let rows: [Row; 14] = [
+    let rows: [Row; 17] = [
         ("files found", |v| v.files_found.to_string()),
         ("samples", |v| v.samples.to_string()),
         ("max map entries", |v| opt(v.map_entries_max)),
         ("mean map entries", |v| opt(v.map_entries_mean.map(num))),
+        ("BPF memory max (bytes)", |v| opt(v.map_bytes_max)),
+        ("tracking cost (ns per ops.running)", |v| opt(v.track_ns_per_run.map(num))),
+        ("false evictions", |v| v.false_evictions_total.to_string()),
         ("growth slope (entries/s)", |v| {
             v.slope_per_s.as_ref().map_or("-".into(), |e| match e.half_width() {
                 Some(h) => format!("{} &plusmn; {}", num(e.mean), num(h)),

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 pub const MAX_DEPTH: usize = 6;
 
 /// Variants in report order; anything else follows alphabetically.
-pub const KNOWN_VARIANTS: [&str; 4] = ["control", "test", "bpfscan", "custom"];
+pub const KNOWN_VARIANTS: [&str; 6] = ["control", "test", "bpfscan", "exitdel", "taskstor", "custom"];
 
 /// The files of one run (iteration) of one variant; any may be missing.
 #[derive(Clone, Debug, Default, PartialEq)]

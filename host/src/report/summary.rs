@@ -163,6 +163,15 @@ pub struct VariantSummary {
     pub scans_total: u64,
     pub scan_timeouts_total: u64,
     pub eviction_cost: EvictionCost,
+    /// Sum over runs of live tasks touched again after a scan evicted their
+    /// entry (bpf/include/track.h).
+    #[serde(default)]
+    pub false_evictions_total: u64,
+    /// The tracking's cost: ns spent in the tracking code (insert/refresh,
+    /// scans, exit_task deletes) per ops.running call, over all runs; null
+    /// without the counters.
+    #[serde(default)]
+    pub track_ns_per_run: Option<f64>,
     pub memory: MemorySummary,
     pub throughput: Option<Throughput>,
     #[serde(default)]

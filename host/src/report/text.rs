@@ -47,6 +47,10 @@ fn variant_text(out: &mut String, v: &VariantSummary) {
     if let Some(b) = v.map_bytes_max {
         w(out, format!("map memory max: {b} bytes"));
     }
+    if let Some(c) = v.track_ns_per_run {
+        w(out, format!("tracking cost: {} ns per ops.running call", num(c)));
+    }
+    w(out, format!("false evictions: {}", v.false_evictions_total));
     let m = &v.memory;
     let drop = m.mem_free_kb_drop.as_ref().map_or("-".into(), |e| num(e.mean));
     let growth = m.sunreclaim_kb_growth.as_ref().map_or("-".into(), |e| num(e.mean));
@@ -78,6 +82,40 @@ fn variant_text(out: &mut String, v: &VariantSummary) {
     }
 }
 
+/// One line per variant with the figures that compare the ways of keeping
+/// the map bounded: entries, BPF memory, tracking cost, throughput, false
+/// evictions.
+fn side_by_side(out: &mut String, vs: &[VariantSummary]) {
+    let rows: Vec<[String; 6]> = vs
+        .iter()
+        .map(|v| {
+            [
+                v.name.clone(),
+                opt(v.map_entries_max),
+                opt(v.map_bytes_max),
+                opt(v.track_ns_per_run.map(num)),
+                v.throughput.as_ref().map_or("-".into(), |t| num(t.estimate.mean)),
+                v.false_evictions_total.to_string(),
+            ]
+        })
+        .collect();
+    let head = ["variant", "max entries", "BPF bytes max", "track ns/run", "throughput", "false evictions"];
+    let width = |i: usize| rows.iter().map(|r| r[i].len()).chain([head[i].len()]).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..6).map(width).collect();
+    let line = |out: &mut String, cells: &[&str]| {
+        let mut l = String::from(" ");
+        for (i, c) in cells.iter().enumerate() {
+            let _ = write!(l, " {c:>w$}", w = widths[i]);
+        }
+        let _ = writeln!(out, "{}", l.trim_end());
+    };
+    let _ = writeln!(out, "side by side:");
+    line(out, &head);
+    for r in &rows {
+        line(out, &r.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
+
 /// The full human summary of one group.
 pub fn group_text(g: &GroupSummary) -> String {
     let mut out = String::new();
@@ -87,6 +125,9 @@ pub fn group_text(g: &GroupSummary) -> String {
     }
     for v in &g.variants {
         variant_text(&mut out, v);
+    }
+    if g.variants.len() > 1 {
+        side_by_side(&mut out, &g.variants);
     }
     for c in &g.throughput_changes {
         let range = match (c.ci95_low, c.ci95_high) {

@@ -76,19 +76,32 @@ impl Kernel {
 /// Kernel sources by short name: the built-in Debian 12 one, and the newest
 /// kernel Debian ships with sched_ext that the helper applies to (Debian 13's
 /// backports, fetched from Debian's mirror; the nightly matrix runs both).
-pub const NAMED_SOURCES: &[(&str, &str)] =
-    &[("debian-6.12", "linux-source-6.12"), ("debian-7.3", "linux-source-7.3@trixie-backports")];
+pub const NAMED_SOURCES: &[(&str, &str)] = &[
+    ("debian-6.12", "linux-source-6.12"),
+    ("debian-7.3", "linux-source-7.3@trixie-backports"),
+];
 
 /// `debian-7.3` -> `linux-source-7.3@trixie-backports`; anything else as given
 /// (so a kernel's id is the same whichever name built it).
 pub fn canonical_source(s: &str) -> &str {
-    NAMED_SOURCES.iter().find(|(n, _)| *n == s).map(|(_, c)| *c).unwrap_or(s)
+    NAMED_SOURCES
+        .iter()
+        .find(|(n, _)| *n == s)
+        .map(|(_, c)| *c)
+        .unwrap_or(s)
 }
 
 enum Source {
-    Pkg { name: String, tarball: PathBuf, version: String },
+    Pkg {
+        name: String,
+        tarball: PathBuf,
+        version: String,
+    },
     Dir(PathBuf),
-    Url { url: String, sha256: String },
+    Url {
+        url: String,
+        sha256: String,
+    },
 }
 
 impl Source {
@@ -98,11 +111,18 @@ impl Source {
             let sha = opts.source_sha256.clone().with_context(|| {
                 format!("a kernel source URL needs --source-sha256 HASH (the tarball is checked against it): {s}")
             })?;
-            return Ok(Source::Url { url: s, sha256: sha });
+            return Ok(Source::Url {
+                url: s,
+                sha256: sha,
+            });
         }
         if let Some((pkg, suite)) = crate::debsrc::split(&s) {
             let (tarball, version) = crate::debsrc::fetch(pkg, suite, opts.force)?;
-            return Ok(Source::Pkg { name: s.clone(), tarball, version });
+            return Ok(Source::Pkg {
+                name: s.clone(),
+                tarball,
+                version,
+            });
         }
         let p = Path::new(&s);
         if p.is_dir() {
@@ -135,7 +155,11 @@ impl Source {
                 let m = std::fs::metadata(&tarball).ok();
                 format!("size{}", m.map(|m| m.len()).unwrap_or(0))
             });
-        Ok(Source::Pkg { name: s, tarball, version })
+        Ok(Source::Pkg {
+            name: s,
+            tarball,
+            version,
+        })
     }
 
     /// What identifies the source's content (cheaply).
@@ -145,12 +169,24 @@ impl Source {
             Source::Url { url, sha256 } => format!("url:{url}:{sha256}"),
             Source::Dir(d) => {
                 let git = |args: &[&str]| -> Option<Vec<u8>> {
-                    Command::new("git").arg("-C").arg(d).args(args).output().ok().filter(|o| o.status.success()).map(|o| o.stdout)
+                    Command::new("git")
+                        .arg("-C")
+                        .arg(d)
+                        .args(args)
+                        .output()
+                        .ok()
+                        .filter(|o| o.status.success())
+                        .map(|o| o.stdout)
                 };
                 match git(&["rev-parse", "HEAD"]) {
                     Some(head) => {
                         let diff = git(&["diff", "HEAD"]).unwrap_or_default();
-                        format!("dir:{}:{}:{}", d.display(), String::from_utf8_lossy(&head).trim(), hex::encode(Sha256::digest(&diff)))
+                        format!(
+                            "dir:{}:{}:{}",
+                            d.display(),
+                            String::from_utf8_lossy(&head).trim(),
+                            hex::encode(Sha256::digest(&diff))
+                        )
                     }
                     None => format!("dir:{}:{}", d.display(), tree_stamp(d)?),
                 }
@@ -181,40 +217,123 @@ fn tree_stamp(d: &Path) -> Result<String> {
             } else {
                 h.update(e.path().to_string_lossy().as_bytes());
                 h.update(m.len().to_le_bytes());
-                h.update(m.modified().map(|t| format!("{t:?}")).unwrap_or_default().as_bytes());
+                h.update(
+                    m.modified()
+                        .map(|t| format!("{t:?}"))
+                        .unwrap_or_default()
+                        .as_bytes(),
+                );
             }
         }
     }
     Ok(hex::encode(h.finalize()))
 }
 
-/// The recipe inputs: config fragments and patches, in order.
+/// One patch file: its name and contents.
+type Patch = (String, Vec<u8>);
+
+/// The recipe inputs: config fragments, and the helper's patch series, one
+/// per kernel version they were written for (`patches/<major.minor>/`).
 struct Recipe {
     fragments: Vec<(String, String)>,
-    patches: Vec<(String, Vec<u8>)>,
+    series: Vec<(KVersion, Vec<Patch>)>,
+}
+
+/// A kernel's major.minor, as a series directory or a tree's Makefile names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KVersion(pub u32, pub u32);
+
+impl KVersion {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (a, b) = s.split_once('.')?;
+        Some(KVersion(a.parse().ok()?, b.parse().ok()?))
+    }
+
+    /// VERSION and PATCHLEVEL from a kernel tree's top Makefile.
+    fn of_tree(tree: &Path) -> Result<Self> {
+        let mk = std::fs::read_to_string(tree.join("Makefile"))
+            .with_context(|| format!("no Makefile in {}", tree.display()))?;
+        let field = |k: &str| {
+            mk.lines().find_map(|l| {
+                l.strip_prefix(k)
+                    .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
+            })
+        };
+        match (field("VERSION"), field("PATCHLEVEL")) {
+            (Some(v), Some(p)) => KVersion::parse(&format!("{v}.{p}")).with_context(|| {
+                format!(
+                    "{}: VERSION {v:?} PATCHLEVEL {p:?} are not numbers",
+                    tree.display()
+                )
+            }),
+            _ => bail!(
+                "{}: the Makefile names no VERSION and PATCHLEVEL: not a kernel tree?",
+                tree.display()
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for KVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+/// The series for a tree of version `v`: the newest written for `v` or an
+/// older kernel (hashtab.c and sched_ext change between releases, so each
+/// series is a port, as a stable backport would be).
+fn series_for(series: &[(KVersion, Vec<Patch>)], v: KVersion) -> Result<&[Patch]> {
+    series.iter().filter(|(sv, _)| *sv <= v).max_by_key(|(sv, _)| *sv).map(|(_, p)| p.as_slice()).with_context(|| {
+        let have: Vec<String> = series.iter().map(|(v, _)| v.to_string()).collect();
+        format!(
+            "the helper's patches (vm-images/kernel/patches/) are written for {} and none for a kernel as old as {v}: \
+             use Linux 6.12 or later",
+            have.join(", ")
+        )
+    })
 }
 
 fn recipe(debug: bool) -> Result<Recipe> {
     let k = paths::source_dir()?.join("vm-images/kernel");
-    let mut fragments = vec![("guest.config".to_string(), std::fs::read_to_string(k.join("guest.config"))?)];
+    let mut fragments = vec![(
+        "guest.config".to_string(),
+        std::fs::read_to_string(k.join("guest.config"))?,
+    )];
     if debug {
-        fragments.push(("debug.config".to_string(), std::fs::read_to_string(k.join("debug.config"))?));
+        fragments.push((
+            "debug.config".to_string(),
+            std::fs::read_to_string(k.join("debug.config"))?,
+        ));
     }
-    let mut patches = Vec::new();
+    let mut series = Vec::new();
     let pdir = k.join("patches");
-    if pdir.is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(&pdir)?
+    for e in std::fs::read_dir(&pdir)
+        .with_context(|| format!("reading {}", pdir.display()))?
+        .flatten()
+    {
+        let dir_name = e.file_name().to_string_lossy().into_owned();
+        let Some(v) = KVersion::parse(&dir_name).filter(|_| e.path().is_dir()) else {
+            bail!(
+                "{}: only one folder per kernel version (e.g. 6.12/) belongs here",
+                e.path().display()
+            );
+        };
+        let mut names: Vec<_> = std::fs::read_dir(e.path())?
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.ends_with(".patch"))
             .collect();
         names.sort();
+        let mut patches = Vec::new();
         for n in names {
-            let data = std::fs::read(pdir.join(&n))?;
+            let data = std::fs::read(e.path().join(&n))?;
             patches.push((n, data));
         }
+        series.push((v, patches));
     }
-    Ok(Recipe { fragments, patches })
+    series.sort_by_key(|(v, _)| *v);
+    Ok(Recipe { fragments, series })
 }
 
 fn short(h: &[u8]) -> String {
@@ -235,9 +354,13 @@ fn ids(opts: &KernelOptions, pahole_version: &str) -> Result<(Source, Recipe, St
         h.update(n);
         h.update(f);
     }
-    for (n, p) in &rec.patches {
-        h.update(n);
-        h.update(p);
+    // Every series: which one applies is known once the tree is unpacked.
+    for (v, patches) in &rec.series {
+        h.update(v.to_string());
+        for (n, p) in patches {
+            h.update(n);
+            h.update(p);
+        }
     }
     let id = short(&h.finalize());
     let flavor = if opts.debug { "debug" } else { "guest" };
@@ -250,14 +373,20 @@ fn kernel_root() -> PathBuf {
 }
 
 fn load(dir: &Path) -> Option<Kernel> {
-    let info: KernelInfo = serde_json::from_slice(&std::fs::read(dir.join("kernel.json")).ok()?).ok()?;
-    let k = Kernel { dir: dir.to_path_buf(), info };
+    let info: KernelInfo =
+        serde_json::from_slice(&std::fs::read(dir.join("kernel.json")).ok()?).ok()?;
+    let k = Kernel {
+        dir: dir.to_path_buf(),
+        info,
+    };
     (k.bzimage().exists() && k.vmlinux_h().exists()).then_some(k)
 }
 
 /// The cached kernel for these options, if built.
 pub fn cached(opts: &KernelOptions) -> Result<Option<Kernel>> {
-    let Ok(ph) = crate::pahole::select(false, &mut |_| {}) else { return Ok(None) };
+    let Ok(ph) = crate::pahole::select(false, &mut |_| {}) else {
+        return Ok(None);
+    };
     let (_, _, id, _) = ids(opts, &ph.version)?;
     Ok(load(&kernel_root().join(&id)))
 }
@@ -272,7 +401,14 @@ pub async fn build(opts: &KernelOptions) -> Result<Kernel> {
             return Ok(k);
         }
     }
-    for (tool, pkg) in [("make", "make"), ("gcc", "gcc"), ("flex", "flex"), ("bison", "bison"), ("bc", "bc"), ("bpftool", "bpftool")] {
+    for (tool, pkg) in [
+        ("make", "make"),
+        ("gcc", "gcc"),
+        ("flex", "flex"),
+        ("bison", "bison"),
+        ("bc", "bc"),
+        ("bpftool", "bpftool"),
+    ] {
         if which(tool).is_none() {
             bail!("{tool} is needed to build the kernel: apt-get install {pkg} (all at once: see README, Setup)");
         }
@@ -295,13 +431,23 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
         bail!(
             "{what} failed: {}{}",
             String::from_utf8_lossy(&out.stderr).trim(),
-            String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
     }
     Ok(())
 }
 
-fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work_id: &str, ph: &crate::pahole::Pahole) -> Result<Kernel> {
+fn build_blocking(
+    opts: &KernelOptions,
+    src: Source,
+    rec: Recipe,
+    id: &str,
+    work_id: &str,
+    ph: &crate::pahole::Pahole,
+) -> Result<Kernel> {
     // Kconfig reads pahole's version too (CONFIG_PAHOLE_VERSION), so every
     // make sees the same one.
     let pahole_arg = format!("PAHOLE={}", ph.cmd.display());
@@ -327,26 +473,41 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
         let tarball = match &src {
             Source::Pkg { tarball, .. } => Some(tarball.clone()),
             Source::Url { url, sha256 } => Some(
-                tokio::runtime::Handle::current().block_on(crate::download::fetch(url, sha256, "kernel source"))?,
+                tokio::runtime::Handle::current().block_on(crate::download::fetch(
+                    url,
+                    sha256,
+                    "kernel source",
+                ))?,
             ),
             Source::Dir(_) => None,
         };
         match (&src, tarball) {
             (_, Some(t)) => run(
-                Command::new("tar").arg("-xf").arg(&t).arg("-C").arg(&tree).arg("--strip-components=1"),
+                Command::new("tar")
+                    .arg("-xf")
+                    .arg(&t)
+                    .arg("-C")
+                    .arg(&tree)
+                    .arg("--strip-components=1"),
                 "unpacking the kernel source",
             )?,
             (Source::Dir(d), None) => {
                 // A private copy: the user's tree is never patched or built in.
                 run(
-                    Command::new("sh").arg("-c").arg("tar -C \"$1\" --exclude=.git -cf - . | tar -C \"$2\" -xf -").arg("sh").arg(d).arg(&tree),
+                    Command::new("sh")
+                        .arg("-c")
+                        .arg("tar -C \"$1\" --exclude=.git -cf - . | tar -C \"$2\" -xf -")
+                        .arg("sh")
+                        .arg(d)
+                        .arg(&tree),
                     "copying the kernel tree",
                 )?;
             }
             _ => unreachable!(),
         }
     }
-    apply_patches(&tree, &work, &rec, &mut p)?;
+    let version = KVersion::of_tree(&tree)?;
+    apply_patches(&tree, &work, series_for(&rec.series, version)?, &mut p)?;
 
     p.update("configuring");
     let frag_dir = work.join("fragments");
@@ -357,20 +518,50 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
         std::fs::write(&fp, f)?;
         frag_paths.push(fp);
     }
-    run(Command::new("make").arg("-C").arg(&tree).arg(&pahole_arg).arg("-s").arg("allnoconfig"), "make allnoconfig")?;
     run(
-        Command::new(tree.join("scripts/kconfig/merge_config.sh")).current_dir(&tree).arg("-m").arg(".config").args(&frag_paths),
+        Command::new("make")
+            .arg("-C")
+            .arg(&tree)
+            .arg(&pahole_arg)
+            .arg("-s")
+            .arg("allnoconfig"),
+        "make allnoconfig",
+    )?;
+    run(
+        Command::new(tree.join("scripts/kconfig/merge_config.sh"))
+            .current_dir(&tree)
+            .arg("-m")
+            .arg(".config")
+            .args(&frag_paths),
         "merging the config fragments",
     )?;
-    run(Command::new("make").arg("-C").arg(&tree).arg(&pahole_arg).arg("-s").arg("olddefconfig"), "make olddefconfig")?;
+    run(
+        Command::new("make")
+            .arg("-C")
+            .arg(&tree)
+            .arg(&pahole_arg)
+            .arg("-s")
+            .arg("olddefconfig"),
+        "make olddefconfig",
+    )?;
     let config = std::fs::read_to_string(tree.join(".config"))?;
     let (missing, gone) = split_gone(
         &tree,
-        missing_options(&rec.fragments.iter().map(|(_, f)| f.as_str()).collect::<Vec<_>>().join("\n"), &config),
+        missing_options(
+            &rec.fragments
+                .iter()
+                .map(|(_, f)| f.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            &config,
+        ),
     );
     if !gone.is_empty() {
         // e.g. SCHED_DEBUG, folded into the scheduler for good after 6.12
-        p.note(&format!("not in this kernel's Kconfig, skipped: {}", gone.join(", ")));
+        p.note(&format!(
+            "not in this kernel's Kconfig, skipped: {}",
+            gone.join(", ")
+        ));
     }
     if !missing.is_empty() {
         bail!(
@@ -389,9 +580,16 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
         }
     }
 
-    let jobs = opts.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() + 1).unwrap_or(2));
+    let jobs = opts.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() + 1)
+            .unwrap_or(2)
+    });
     let log_path = work.join("build.log");
-    let expected: usize = std::fs::read_to_string(work.join("objects.count")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    let expected: usize = std::fs::read_to_string(work.join("objects.count"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
     let mut child = Command::new("make")
         .arg("-C")
         .arg(&tree)
@@ -407,7 +605,10 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
     let err_log = log_path.clone();
     // stderr goes to the same log (after stdout's lines) so warnings are kept.
     let err_thread = std::thread::spawn(move || -> Vec<String> {
-        std::io::BufReader::new(stderr).lines().map_while(Result::ok).collect()
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect()
     });
     let mut log = std::io::BufWriter::new(std::fs::File::create(&log_path)?);
     let mut compiled = 0usize;
@@ -417,8 +618,15 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
         writeln!(log, "{line}")?;
         if line.trim_start().starts_with("CC ") || line.trim_start().starts_with("AS ") {
             compiled += 1;
-            let of = if expected > 0 { format!("{compiled}/~{expected}") } else { compiled.to_string() };
-            p.update(&format!("compiling: {of} files ({jobs} jobs, log {})", err_log.display()));
+            let of = if expected > 0 {
+                format!("{compiled}/~{expected}")
+            } else {
+                compiled.to_string()
+            };
+            p.update(&format!(
+                "compiling: {of} files ({jobs} jobs, log {})",
+                err_log.display()
+            ));
         }
     }
     let status = child.wait()?;
@@ -431,8 +639,15 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
     }
     drop(log);
     if !status.success() {
-        let first_err = errs.iter().find(|l| l.contains("error")).cloned().unwrap_or_else(|| errs.last().cloned().unwrap_or_default());
-        bail!("kernel build failed: {first_err}\n(full log: {})", log_path.display());
+        let first_err = errs
+            .iter()
+            .find(|l| l.contains("error"))
+            .cloned()
+            .unwrap_or_else(|| errs.last().cloned().unwrap_or_default());
+        bail!(
+            "kernel build failed: {first_err}\n(full log: {})",
+            log_path.display()
+        );
     }
     std::fs::write(&pahole_stamp, &used)?;
     // A cold build's count is the next cold build's progress denominator.
@@ -448,9 +663,16 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
     std::fs::copy(tree.join("vmlinux"), tmp.join("vmlinux"))?;
     std::fs::copy(tree.join(".config"), tmp.join("config"))?;
     std::fs::copy(&log_path, tmp.join("build.log"))?;
-    let h = Command::new("bpftool").args(["btf", "dump", "file"]).arg(tmp.join("vmlinux")).args(["format", "c"]).output()?;
+    let h = Command::new("bpftool")
+        .args(["btf", "dump", "file"])
+        .arg(tmp.join("vmlinux"))
+        .args(["format", "c"])
+        .output()?;
     if !h.status.success() {
-        bail!("bpftool could not dump the kernel's BTF: {}", String::from_utf8_lossy(&h.stderr).trim());
+        bail!(
+            "bpftool could not dump the kernel's BTF: {}",
+            String::from_utf8_lossy(&h.stderr).trim()
+        );
     }
     std::fs::write(tmp.join("vmlinux.h"), &h.stdout)?;
     let btf = crate::btf::Btf::from_elf_file(&tmp.join("vmlinux"))?;
@@ -458,15 +680,27 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
     for n in &notes {
         p.note(&format!("warning: {n}"));
     }
-    let version = Command::new("make").arg("-C").arg(&tree).arg(&pahole_arg).arg("-s").arg("kernelrelease").output()?;
+    let version = Command::new("make")
+        .arg("-C")
+        .arg(&tree)
+        .arg(&pahole_arg)
+        .arg("-s")
+        .arg("kernelrelease")
+        .output()?;
     let info = KernelInfo {
         id: id.to_string(),
         version: String::from_utf8_lossy(&version.stdout).trim().to_string(),
         source: src.describe(),
-        flavor: if opts.debug { "debug".into() } else { "guest".into() },
+        flavor: if opts.debug {
+            "debug".into()
+        } else {
+            "guest".into()
+        },
         has_helper: btf.has_func(HELPER_KFUNC),
         has_sched_ext: btf.has_struct("sched_ext_ops"),
-        built_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
+        built_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs(),
         build_seconds: started.elapsed().as_secs_f64(),
         notes,
         pahole: format!("{} ({})", ph.version, ph.origin),
@@ -475,7 +709,12 @@ fn build_blocking(opts: &KernelOptions, src: Source, rec: Recipe, id: &str, work
     let out = root.join(id);
     let _ = std::fs::remove_dir_all(&out);
     std::fs::rename(&tmp, &out)?;
-    p.finish(&format!("built {} ({}) -> {}", info.version, info.id, out.display()));
+    p.finish(&format!(
+        "built {} ({}) -> {}",
+        info.version,
+        info.id,
+        out.display()
+    ));
     Ok(Kernel { dir: out, info })
 }
 
@@ -498,45 +737,104 @@ fn pahole_note(tree: &Path, v: &str) -> Option<String> {
 }
 
 /// Reverse the previously applied series if it differs, then apply ours.
-fn apply_patches(tree: &Path, work: &Path, rec: &Recipe, p: &mut Progress) -> Result<()> {
+fn apply_patches(tree: &Path, work: &Path, patches: &[Patch], p: &mut Progress) -> Result<()> {
     let applied_dir = work.join("applied-patches");
     let mut applied: Vec<(String, Vec<u8>)> = Vec::new();
     if applied_dir.is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(&applied_dir)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(&applied_dir)?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         for n in names {
             applied.push((n.clone(), std::fs::read(applied_dir.join(&n))?));
         }
     }
-    if applied == rec.patches {
+    if applied == patches {
         return Ok(());
     }
+    // Files both series leave as they were keep their times, so make does
+    // not rebuild everything that includes a header neither series changed
+    // (include/linux/bpf.h reaches ~1500 objects).
+    let touched: std::collections::BTreeSet<String> = applied
+        .iter()
+        .chain(patches.iter())
+        .flat_map(|(_, d)| files_of_patch(d))
+        .collect();
+    let before: Vec<(String, Vec<u8>, std::time::SystemTime)> = touched
+        .iter()
+        .filter_map(|f| {
+            let path = tree.join(f);
+            Some((
+                f.clone(),
+                std::fs::read(&path).ok()?,
+                std::fs::metadata(&path).ok()?.modified().ok()?,
+            ))
+        })
+        .collect();
     for (n, data) in applied.iter().rev() {
         p.update(&format!("reverting {n}"));
-        patch(tree, data, true).with_context(|| format!("cannot revert {n} from the build tree; remove {} to start over", work.display()))?;
+        patch(tree, data, true).with_context(|| {
+            format!(
+                "cannot revert {n} from the build tree; remove {} to start over",
+                work.display()
+            )
+        })?;
         std::fs::remove_file(applied_dir.join(n))?;
     }
     std::fs::create_dir_all(&applied_dir)?;
-    for (n, data) in &rec.patches {
+    for (n, data) in patches {
         p.update(&format!("applying {n}"));
-        patch(tree, data, false).with_context(|| format!("patch {n} does not apply to this kernel tree"))?;
+        patch(tree, data, false)
+            .with_context(|| format!("patch {n} does not apply to this kernel tree"))?;
         std::fs::write(applied_dir.join(n), data)?;
     }
+    for (f, old, mtime) in before {
+        let path = tree.join(&f);
+        if std::fs::read(&path).ok().as_ref() == Some(&old) {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|h| h.set_modified(mtime))
+                .with_context(|| format!("restoring the time of {f}"))?;
+        }
+    }
     Ok(())
+}
+
+/// The files a unified diff writes (its `+++ b/PATH` lines).
+fn files_of_patch(data: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(data)
+        .lines()
+        .filter_map(|l| l.strip_prefix("+++ "))
+        .filter_map(|l| l.split(['\t', ' ']).next())
+        .filter_map(|f| f.strip_prefix("b/"))
+        .map(str::to_string)
+        .collect()
 }
 
 fn patch(tree: &Path, data: &[u8], reverse: bool) -> Result<()> {
     use std::io::Write;
     let mut c = Command::new("patch");
-    c.current_dir(tree).args(["-p1", "-s", "-N", "--no-backup-if-mismatch"]);
+    c.current_dir(tree)
+        .args(["-p1", "-s", "-N", "--no-backup-if-mismatch"]);
     if reverse {
         c.arg("-R");
     }
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("cannot run patch (apt-get install patch)")?;
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run patch (apt-get install patch)")?;
     child.stdin.take().unwrap().write_all(data)?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("{}{}", String::from_utf8_lossy(&out.stdout).trim(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -550,7 +848,9 @@ fn split_gone(tree: &Path, missing: Vec<String>) -> (Vec<String>, Vec<String>) {
     let mut defined = std::collections::HashSet::new();
     let mut stack = vec![tree.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let name = e.file_name();
@@ -559,7 +859,11 @@ fn split_gone(tree: &Path, missing: Vec<String>) -> (Vec<String>, Vec<String>) {
                 stack.push(p);
             } else if name.starts_with("Kconfig") {
                 for l in std::fs::read_to_string(&p).unwrap_or_default().lines() {
-                    if let Some(sym) = l.trim().strip_prefix("config ").or_else(|| l.trim().strip_prefix("menuconfig ")) {
+                    if let Some(sym) = l
+                        .trim()
+                        .strip_prefix("config ")
+                        .or_else(|| l.trim().strip_prefix("menuconfig "))
+                    {
                         defined.insert(format!("CONFIG_{}", sym.trim()));
                     }
                 }
@@ -581,7 +885,10 @@ pub fn missing_options(fragment: &str, config: &str) -> Vec<String> {
             if k.starts_with("CONFIG_") {
                 have.insert(k, v);
             }
-        } else if let Some(k) = l.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")) {
+        } else if let Some(k) = l
+            .strip_prefix("# ")
+            .and_then(|r| r.strip_suffix(" is not set"))
+        {
             have.insert(k, "n");
         }
     }
@@ -592,7 +899,9 @@ pub fn missing_options(fragment: &str, config: &str) -> Vec<String> {
         let kv = if let Some((k, v)) = l.split_once('=') {
             k.starts_with("CONFIG_").then_some((k, v))
         } else {
-            l.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")).map(|k| (k, "n"))
+            l.strip_prefix("# ")
+                .and_then(|r| r.strip_suffix(" is not set"))
+                .map(|k| (k, "n"))
         };
         if let Some((k, v)) = kv {
             want.retain(|(x, _)| *x != k);
@@ -621,12 +930,79 @@ mod tests {
     use super::*;
 
     #[test]
+    fn files_a_patch_writes() {
+        let d = b"From: x\n---\n--- a/include/linux/bpf.h\n+++ b/include/linux/bpf.h\n@@ -1 +1 @@\n--- /dev/null\n+++ b/kernel/sched/x.c\t2026-01-01\n";
+        assert_eq!(
+            files_of_patch(d),
+            vec!["include/linux/bpf.h", "kernel/sched/x.c"]
+        );
+    }
+
+    #[test]
+    fn series_picked_by_kernel_version() {
+        let series = vec![
+            (KVersion(6, 12), vec![("a".to_string(), vec![1])]),
+            (KVersion(7, 3), vec![("b".to_string(), vec![2])]),
+        ];
+        assert_eq!(series_for(&series, KVersion(6, 12)).unwrap()[0].0, "a");
+        assert_eq!(series_for(&series, KVersion(6, 18)).unwrap()[0].0, "a");
+        assert_eq!(series_for(&series, KVersion(7, 3)).unwrap()[0].0, "b");
+        assert_eq!(series_for(&series, KVersion(7, 10)).unwrap()[0].0, "b");
+        let e = series_for(&series, KVersion(6, 6)).unwrap_err().to_string();
+        assert!(e.contains("6.12, 7.3") && e.contains("6.6"), "{e}");
+        assert_eq!(KVersion::parse("6.12"), Some(KVersion(6, 12)));
+        assert!(KVersion(6, 12) < KVersion(7, 3) && KVersion(6, 9) < KVersion(6, 12));
+        assert_eq!(KVersion::parse("x.1"), None);
+    }
+
+    #[test]
+    fn tree_version_from_makefile() {
+        let d = std::env::temp_dir().join(format!("kv{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("Makefile"),
+            "# SPDX\nVERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\n",
+        )
+        .unwrap();
+        assert_eq!(KVersion::of_tree(&d).unwrap(), KVersion(7, 3));
+        std::fs::write(d.join("Makefile"), "all:\n").unwrap();
+        assert!(KVersion::of_tree(&d)
+            .unwrap_err()
+            .to_string()
+            .contains("VERSION"));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_repository_series_cover_both_kernels() {
+        let r = recipe(false).unwrap();
+        for v in [KVersion(6, 12), KVersion(7, 3)] {
+            let s = series_for(&r.series, v).unwrap();
+            assert_eq!(s.len(), 2, "{v}: the map op and the kfunc");
+            assert!(
+                s[0].0.contains("hashtab") && s[1].0.contains("scx_bpf_map_scan_timeout"),
+                "{v}: {:?}",
+                s.iter().map(|p| &p.0).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
     fn named_sources() {
-        assert_eq!(canonical_source("debian-7.3"), "linux-source-7.3@trixie-backports");
+        assert_eq!(
+            canonical_source("debian-7.3"),
+            "linux-source-7.3@trixie-backports"
+        );
         assert_eq!(canonical_source("debian-6.12"), DEFAULT_SOURCE);
-        assert_eq!(canonical_source("linux-source-7.2@sid"), "linux-source-7.2@sid");
+        assert_eq!(
+            canonical_source("linux-source-7.2@sid"),
+            "linux-source-7.2@sid"
+        );
         for (_, c) in NAMED_SOURCES {
-            assert!(*c == DEFAULT_SOURCE || crate::debsrc::split(c).is_some(), "{c}");
+            assert!(
+                *c == DEFAULT_SOURCE || crate::debsrc::split(c).is_some(),
+                "{c}"
+            );
         }
     }
 
@@ -634,7 +1010,10 @@ mod tests {
     fn missing_options_are_found() {
         let frag = "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_S=\"x\"\n# comment\n";
         let cfg = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=y\nCONFIG_S=\"x\"\n";
-        assert_eq!(missing_options(frag, cfg), vec!["CONFIG_B=y", "CONFIG_C unset"]);
+        assert_eq!(
+            missing_options(frag, cfg),
+            vec!["CONFIG_B=y", "CONFIG_C unset"]
+        );
         assert!(missing_options("CONFIG_A=y\n# CONFIG_Z is not set\n", "CONFIG_A=y\n").is_empty());
         // a later fragment overrides an earlier one
         assert!(missing_options("CONFIG_L=\"a\"\nCONFIG_L=\"b\"\n", "CONFIG_L=\"b\"\n").is_empty());
@@ -644,18 +1023,33 @@ mod tests {
     fn options_the_tree_no_longer_defines_are_told_apart() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("kernel/sched")).unwrap();
-        std::fs::write(t.path().join("kernel/sched/Kconfig.x"), "config SCHED_CLASS_EXT\n\tbool\nmenuconfig CGROUPS\n").unwrap();
+        std::fs::write(
+            t.path().join("kernel/sched/Kconfig.x"),
+            "config SCHED_CLASS_EXT\n\tbool\nmenuconfig CGROUPS\n",
+        )
+        .unwrap();
         let (missing, gone) = split_gone(
             t.path(),
-            vec!["CONFIG_SCHED_CLASS_EXT=y".into(), "CONFIG_CGROUPS=y".into(), "CONFIG_SCHED_DEBUG=y".into()],
+            vec![
+                "CONFIG_SCHED_CLASS_EXT=y".into(),
+                "CONFIG_CGROUPS=y".into(),
+                "CONFIG_SCHED_DEBUG=y".into(),
+            ],
         );
-        assert_eq!(missing, vec!["CONFIG_SCHED_CLASS_EXT=y", "CONFIG_CGROUPS=y"]);
+        assert_eq!(
+            missing,
+            vec!["CONFIG_SCHED_CLASS_EXT=y", "CONFIG_CGROUPS=y"]
+        );
         assert_eq!(gone, vec!["CONFIG_SCHED_DEBUG=y"]);
     }
 
     #[test]
     fn the_shipped_fragment_names_what_the_guest_needs() {
-        let f = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../vm-images/kernel/guest.config")).unwrap();
+        let f = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../vm-images/kernel/guest.config"
+        ))
+        .unwrap();
         for opt in [
             "CONFIG_VIRTIO_BLK=y",
             "CONFIG_VIRTIO_NET=y",
@@ -669,7 +1063,10 @@ mod tests {
             "CONFIG_EXT_GROUP_SCHED=y",
             "CONFIG_CGROUPS=y",
         ] {
-            assert!(f.lines().any(|l| l.trim() == opt), "{opt} missing from guest.config");
+            assert!(
+                f.lines().any(|l| l.trim() == opt),
+                "{opt} missing from guest.config"
+            );
         }
         assert!(!f.contains("=m"), "everything is built in");
     }

@@ -1,5 +1,6 @@
-//! Issue 4 in a real TCG guest: the twelve scheduler builds load, schedule
-//! and unload; under churn control leaks while test and bpfscan evict;
+//! Issue 4 in a real TCG guest: the twenty scheduler builds load, schedule
+//! and unload; under churn control leaks while test and bpfscan evict and
+//! exitdel and taskstor free entries with their tasks (issue 13);
 //! `watch` finds a running scheduler's map; `reset` tells clean from dirty;
 //! twenty load/unload cycles per scheduler leave dmesg clean; bad names and a
 //! kernel without the helper are refused with the reason.
@@ -14,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 const SCHEDS: [&str; 4] = ["scx_simple", "scx_cfsish", "scx_flatcg", "scx_nest"];
-const VARIANTS: [&str; 3] = ["control", "test", "bpfscan"];
+const VARIANTS: [&str; 5] = ["control", "test", "bpfscan", "exitdel", "taskstor"];
 /// Cleanup budget that keeps up with churn under TCG (config/quick-tcg.yaml says why).
 const TCG_CLEANUP: &str = "--cleanup-interval-ms 250 --cleanup-timeout-us 2000 --cleanup-max-age-ms 2000";
 const AGENT: &str = "/root/scx-guest-agent";
@@ -86,10 +87,10 @@ fn u(v: &Value) -> u64 {
 }
 
 #[test]
-fn twelve_builds_run_leak_or_evict_and_watch_finds_the_map() {
+fn twenty_builds_run_leak_or_clean_and_watch_finds_the_map() {
     let g = Guest::boot("builds");
     let t = Instant::now();
-    eprintln!("build              load ms attach ms  max entries  last  evictions  scans  timeouts  longest scan us");
+    eprintln!("build              load ms attach ms  max entries  last  evictions  scans  timeouts  longest scan us  false ev  track ns/run");
     for s in SCHEDS {
         let mut control_max = 0;
         for v in VARIANTS {
@@ -115,7 +116,7 @@ fn twelve_builds_run_leak_or_evict_and_watch_finds_the_map() {
             let last = rows.last().unwrap().0;
             let ev = u(&c["evictions"]);
             eprintln!(
-                "{:<18} {:>7.0} {:>9.0} {:>12} {:>5} {:>10} {:>6} {:>9} {:>16.0}",
+                "{:<18} {:>7.0} {:>9.0} {:>12} {:>5} {:>10} {:>6} {:>9} {:>16.0} {:>9} {:>13.0}",
                 ops,
                 r["load"]["load_ms"].as_f64().unwrap(),
                 r["load"]["attach_ms"].as_f64().unwrap(),
@@ -124,15 +125,26 @@ fn twelve_builds_run_leak_or_evict_and_watch_finds_the_map() {
                 ev,
                 u(&c["scans"]),
                 u(&c["scan_timeouts"]),
-                u(&c["max_scan_ns"]) as f64 / 1e3
+                u(&c["max_scan_ns"]) as f64 / 1e3,
+                u(&c["false_evictions"]),
+                u(&c["track_ns"]) as f64 / u(&c["running"]).max(1) as f64
             );
+            assert!(u(&c["track_ns"]) > 0, "{s} {v}: the tracking's cost is counted: {c}");
             if v == "control" {
                 // ~320 exits/s of churn pile up: 6 s leave well over a thousand
                 assert_eq!(ev, 0);
                 assert!(last > rows[0].0 + 1000, "{s} control must grow: {rows:?}");
                 control_max = max;
             } else {
-                assert!(ev > 0, "{s} {v} must evict: {c}");
+                if v == "exitdel" || v == "taskstor" {
+                    // freed with the task: nothing to scan, no live task loses its entry
+                    assert_eq!((ev, u(&c["scans"]), u(&c["false_evictions"])), (0, 0, 0), "{s} {v}: {c}");
+                    if v == "exitdel" {
+                        assert!(u(&c["exit_deletes"]) > 300, "{s} exitdel deletes in exit_task: {c}");
+                    }
+                } else {
+                    assert!(ev > 0, "{s} {v} must evict: {c}");
+                }
                 assert!(
                     (max as f64) < 0.6 * control_max as f64,
                     "{s} {v}: max {max} not well below control's {control_max}"
@@ -140,7 +152,7 @@ fn twelve_builds_run_leak_or_evict_and_watch_finds_the_map() {
             }
         }
     }
-    eprintln!("12 builds in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!("20 builds in {:.1} s", t.elapsed().as_secs_f64());
 
     // watch: a scheduler loaded by another process, its map found by name,
     // its counters by the .bss next to it

@@ -46,7 +46,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${qemu_suite[@]}" qemu-system-x86 qemu-utils >/dev/null
 apt-get install -y -qq --no-install-recommends \
 	linux-source-6.12 make gcc flex bison bc libelf-dev libssl-dev dwarves patch xz-utils \
-	clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool pkg-config zlib1g-dev \
+	clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool pkg-config zlib1g-dev libzstd-dev \
 	mmdebstrap e2fsprogs ca-certificates git curl \
 	chromium >/dev/null
 

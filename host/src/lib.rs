@@ -20,6 +20,7 @@ pub mod exit;
 pub mod experiment;
 pub mod image;
 pub mod kernel;
+pub mod kselftest;
 pub mod names;
 pub mod pahole;
 pub mod paths;

@@ -1,12 +1,16 @@
 //! `scx-vmctl selftest`: boot a guest (or use a running one), copy the agent
 //! in, and run its helper selftest: BPF_PROG_TYPE_SYSCALL programs that call
 //! scx_bpf_map_scan_timeout, driven with BPF_PROG_RUN. Prints the agent's line
-//! per case and `N passed, M failed`; with the debug kernel it also fails on
-//! any lockdep, sleep-in-atomic or KASAN report in the guest's dmesg.
+//! per case and `N passed, M failed`. Then the kernel's own sched_ext
+//! selftests (kselftest.rs; `--no-kernel-selftests` skips them): one line per
+//! test and `sched_ext selftests: P passed, S skipped, F failed`, and any
+//! failure fails `selftest`. Last, the guest's dmesg over the whole run: any
+//! lockdep, sleep-in-atomic, KASAN, WARNING or oops report fails it.
 
 use crate::cli::SelftestArgs;
 use crate::commands::{bad, BadInput};
 use crate::config::Config;
+use crate::kselftest;
 use crate::vm::Vm;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -38,26 +42,54 @@ pub async fn run(a: SelftestArgs) -> Result<i32> {
         let k = crate::kernel::build(&crate::kernel::KernelOptions { debug: true, ..Default::default() }).await?;
         vm_args.kernel = Some(k.bzimage().display().to_string());
     }
-    let (vm, owned) = match &a.vm_name {
-        Some(n) => (Vm::attach(n).await.map_err(bad)?, false),
+    let want = !a.no_kernel_selftests;
+    let (vm, owned, ktests) = match &a.vm_name {
+        Some(n) => {
+            let vm = Vm::attach(n).await.map_err(bad)?;
+            let k = kselftest::built_kernel(&vm.state.spec.kernel);
+            let t = kernel_tests(want, k.as_ref(), &vm.state.spec.kernel).await?;
+            (vm, false, t)
+        }
         None => {
             let name = format!("selftest{}", std::process::id());
             let p = crate::commands::prepare(&name, &vm_args, &cfg).await?;
             if let Some(n) = &p.notice {
                 eprintln!("{n}");
             }
+            // Built before the boot: a build failure needs no guest.
+            let t = kernel_tests(want, p.kernel.built.as_ref(), &p.kernel.bzimage).await?;
             eprintln!("[selftest] booting {} ({})", p.kernel.bzimage.display(), p.spec.accel.describe());
-            (crate::commands::boot(&p, &cfg, true, None).await?, true)
+            (crate::commands::boot(&p, &cfg, true, None).await?, true, t)
         }
     };
-    let result = in_guest(&vm, debug).await;
+    let result = in_guest(&vm, debug, &ktests).await;
     if owned {
         let _ = vm.shutdown(true).await;
     }
     result
 }
 
-async fn in_guest(vm: &Vm, debug: bool) -> Result<i32> {
+/// Whether and with what runner the kernel's sched_ext selftests run.
+enum KernelTests {
+    Off,
+    /// Not a kernel `kernel build` made: no tree to build them from.
+    NoTree(String),
+    Runner(std::path::PathBuf),
+}
+
+async fn kernel_tests(want: bool, k: Option<&crate::kernel::Kernel>, bzimage: &std::path::Path) -> Result<KernelTests> {
+    Ok(match (want, k) {
+        (false, _) => KernelTests::Off,
+        (true, None) => KernelTests::NoTree(format!(
+            "sched_ext selftests: not run ({} is not a kernel `scx-vmctl kernel build` made, so there is no tree to build \
+             them from)",
+            bzimage.display()
+        )),
+        (true, Some(k)) => KernelTests::Runner(kselftest::build(k).await?),
+    })
+}
+
+async fn in_guest(vm: &Vm, debug: bool, ktests: &KernelTests) -> Result<i32> {
     let ssh = vm.ssh().await?;
     let h = crate::agent::vmlinux_h_from_guest(&ssh).await?;
     // Say plainly when the kernel lacks the helper, before any verifier dump.
@@ -84,6 +116,14 @@ async fn in_guest(vm: &Vm, debug: bool) -> Result<i32> {
         })
         .await
         .context("running the selftest in the guest")?;
+    let mut ok = code == 0;
+    match ktests {
+        KernelTests::Off => {}
+        KernelTests::NoTree(why) => println!("{why}"),
+        KernelTests::Runner(runner) => ok &= run_kernel_tests(&ssh, runner).await?,
+    }
+    // Read after both parts: the kernel's tests load and fail schedulers on
+    // purpose, and must not make the kernel complain either.
     let dmesg = ssh.exec("dmesg").await?.stdout_str();
     let reports = debug_reports(&dmesg);
     eprintln!("[selftest] {:.1} s in the guest ({})", t.elapsed().as_secs_f64(), vm.state.spec.accel.describe());
@@ -97,7 +137,44 @@ async fn in_guest(vm: &Vm, debug: bool) -> Result<i32> {
     if debug {
         println!("dmesg: no lockdep, sleep-in-atomic or KASAN report");
     }
-    Ok(if code == 0 { crate::exit::OK } else { crate::exit::CRITERION_FAILED })
+    Ok(if ok { crate::exit::OK } else { crate::exit::CRITERION_FAILED })
+}
+
+/// Copy the runner in, run every test, print one line each and the totals.
+/// False when a test failed or the runner did not finish.
+async fn run_kernel_tests(ssh: &crate::ssh::Ssh, runner: &std::path::Path) -> Result<bool> {
+    let name = kselftest::GUEST_PATH.rsplit('/').next().unwrap_or("scx-kselftest-runner");
+    ssh.upload(runner, "/root", Some(name)).await.context("copying the sched_ext selftests' runner in")?;
+    let t = std::time::Instant::now();
+    let mut s = kselftest::Stream::default();
+    // `; exit $?` keeps the shell around, so a crash is an exit code, not a lost channel.
+    let cmd = format!("{} -q 2>&1; exit $?", kselftest::GUEST_PATH);
+    let run = tokio::time::timeout(
+        kselftest::RUN_TIMEOUT,
+        ssh.exec_streamed(&cmd, None, |_, d| s.feed(d, &mut std::io::stdout())),
+    )
+    .await;
+    s.finish(&mut std::io::stdout());
+    let r = &s.results;
+    let problem = match run {
+        Err(_) => Some(format!("the runner did not finish within {} s", kselftest::RUN_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Some(format!("running them failed: {e:#}")),
+        Ok(Ok(code)) if !r.complete => Some(format!("the runner stopped (exit {code}) before its totals")),
+        Ok(Ok(_)) => None,
+    };
+    eprintln!("[selftest] kernel sched_ext selftests: {:.1} s in the guest", t.elapsed().as_secs_f64());
+    println!("{}", r.summary());
+    if problem.is_some() || r.failed > 0 {
+        let log = std::env::temp_dir().join(format!("scx-vmctl-kselftest-{}.log", std::process::id()));
+        let saved = std::fs::write(&log, &s.transcript).map(|_| format!(" (their full output: {})", log.display()));
+        println!(
+            "sched_ext selftests FAILED{}{}",
+            problem.map(|p| format!(": {p}")).unwrap_or_default(),
+            saved.unwrap_or_default()
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

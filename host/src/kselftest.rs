@@ -167,14 +167,14 @@ pub enum Status {
     Fail,
 }
 
-/// `ok 3 create_dsq # `, `ok 4 hotplug # SKIP `, `not ok 5 exit # `.
-pub fn result_line(l: &str) -> Option<(Status, &str)> {
+/// `ok 3 create_dsq # `, `ok 4 hotplug # SKIP `, `not ok 5 exit # `: status, number, name.
+pub fn result_line(l: &str) -> Option<(Status, u32, &str)> {
     let (fail, rest) = match l.strip_prefix("not ok ") {
         Some(r) => (true, r),
         None => (false, l.strip_prefix("ok ")?),
     };
     let (num, rest) = rest.split_once(' ')?;
-    num.parse::<u32>().ok()?;
+    let num = num.parse::<u32>().ok()?;
     let (name, directive) = rest.split_once(" #").unwrap_or((rest, ""));
     let status = if fail {
         Status::Fail
@@ -183,7 +183,7 @@ pub fn result_line(l: &str) -> Option<(Status, &str)> {
     } else {
         Status::Pass
     };
-    Some((status, name.trim()))
+    Some((status, num, name.trim()))
 }
 
 /// What the runner reported.
@@ -216,6 +216,8 @@ pub struct Stream {
     pending: Vec<u8>,
     block: Vec<String>,
     totals: [Option<u32>; 3],
+    /// Result lines counted so far: only the next number counts (see `line`).
+    seen: u32,
     pub results: Results,
     /// The whole output, for a log when something failed.
     pub transcript: String,
@@ -257,10 +259,16 @@ impl Stream {
                 return;
             }
         }
-        let Some((status, name)) = result_line(line) else {
+        // Tests that fork (hotplug, init_enable_count) can make a child
+        // flush a copy of the runner's unflushed stdout, replaying earlier
+        // results; the runner is run line-buffered, and a result whose
+        // number is not the next one is not counted either way.
+        let Some((status, name)) = result_line(line).filter(|(_, n, _)| *n == self.seen + 1).map(|(s, _, n)| (s, n))
+        else {
             self.block.push(line.to_string());
             return;
         };
+        self.seen += 1;
         // The block's lines after "OUTPUT:" are the test's own.
         let output: Vec<&String> = match self.block.iter().position(|l| l == "OUTPUT:") {
             Some(i) => self.block[i + 1..].iter().filter(|l| !l.trim().is_empty()).collect(),
@@ -299,10 +307,10 @@ mod tests {
 
     #[test]
     fn reads_result_lines() {
-        assert_eq!(result_line("ok 1 create_dsq # "), Some((Status::Pass, "create_dsq")));
-        assert_eq!(result_line("ok 12 hotplug # SKIP "), Some((Status::Skip, "hotplug")));
-        assert_eq!(result_line("not ok 3 reload_loop # "), Some((Status::Fail, "reload_loop")));
-        assert_eq!(result_line("ok 3 exit"), Some((Status::Pass, "exit")));
+        assert_eq!(result_line("ok 1 create_dsq # "), Some((Status::Pass, 1, "create_dsq")));
+        assert_eq!(result_line("ok 12 hotplug # SKIP "), Some((Status::Skip, 12, "hotplug")));
+        assert_eq!(result_line("not ok 3 reload_loop # "), Some((Status::Fail, 3, "reload_loop")));
+        assert_eq!(result_line("ok 3 exit"), Some((Status::Pass, 3, "exit")));
         assert_eq!(result_line("ok"), None);
         assert_eq!(result_line("ok so far"), None);
         assert_eq!(result_line("libbpf: prog 'x': ok 1 y"), None);
@@ -334,6 +342,21 @@ mod tests {
              ERR: exit.c:42\n    Expected skel (0)\n"
         );
         assert_eq!(s.transcript, RUN);
+    }
+
+    #[test]
+    fn output_replayed_by_a_forked_child_is_not_counted_twice() {
+        // What a fully buffered stdout gave on 6.12: the children of a
+        // forking test flushed copies of "ok 1 .. ok 8" again and again.
+        let replay = "===== START =====\nTEST: create_dsq\nOUTPUT:\nok 1 create_dsq # \n=====  END  =====\n";
+        let mut s = Stream::default();
+        let mut out = Vec::new();
+        let text =
+            RUN.replacen("===== START =====\nTEST: exit", &format!("{replay}{replay}===== START =====\nTEST: exit"), 1);
+        s.feed(text.as_bytes(), &mut out);
+        s.finish(&mut out);
+        assert_eq!((s.results.passed, s.results.skipped, s.results.failed, s.results.complete), (1, 1, 1, true));
+        assert_eq!(String::from_utf8(out).unwrap().matches("kernel ok   create_dsq").count(), 1);
     }
 
     #[test]

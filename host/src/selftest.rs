@@ -147,8 +147,12 @@ async fn run_kernel_tests(ssh: &crate::ssh::Ssh, runner: &std::path::Path) -> Re
     ssh.upload(runner, "/root", Some(name)).await.context("copying the sched_ext selftests' runner in")?;
     let t = std::time::Instant::now();
     let mut s = kselftest::Stream::default();
-    // `; exit $?` keeps the shell around, so a crash is an exit code, not a lost channel.
-    let cmd = format!("{} -q 2>&1; exit $?", kselftest::GUEST_PATH);
+    // Line-buffered: a test that forks must not make its children flush
+    // copies of the runner's pending output. `; exit $?` keeps the shell
+    // around, so a crash is an exit code, not a lost channel.
+    let r = kselftest::GUEST_PATH;
+    let cmd =
+        format!("if command -v stdbuf >/dev/null; then stdbuf -oL -eL {r} -q 2>&1; else {r} -q 2>&1; fi; exit $?");
     let run = tokio::time::timeout(
         kselftest::RUN_TIMEOUT,
         ssh.exec_streamed(&cmd, None, |_, d| s.feed(d, &mut std::io::stdout())),

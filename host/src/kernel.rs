@@ -76,32 +76,19 @@ impl Kernel {
 /// Kernel sources by short name: the built-in Debian 12 one, and the newest
 /// kernel Debian ships with sched_ext that the helper applies to (Debian 13's
 /// backports, fetched from Debian's mirror; the nightly matrix runs both).
-pub const NAMED_SOURCES: &[(&str, &str)] = &[
-    ("debian-6.12", "linux-source-6.12"),
-    ("debian-7.3", "linux-source-7.3@trixie-backports"),
-];
+pub const NAMED_SOURCES: &[(&str, &str)] =
+    &[("debian-6.12", "linux-source-6.12"), ("debian-7.3", "linux-source-7.3@trixie-backports")];
 
 /// `debian-7.3` -> `linux-source-7.3@trixie-backports`; anything else as given
 /// (so a kernel's id is the same whichever name built it).
 pub fn canonical_source(s: &str) -> &str {
-    NAMED_SOURCES
-        .iter()
-        .find(|(n, _)| *n == s)
-        .map(|(_, c)| *c)
-        .unwrap_or(s)
+    NAMED_SOURCES.iter().find(|(n, _)| *n == s).map(|(_, c)| *c).unwrap_or(s)
 }
 
 enum Source {
-    Pkg {
-        name: String,
-        tarball: PathBuf,
-        version: String,
-    },
+    Pkg { name: String, tarball: PathBuf, version: String },
     Dir(PathBuf),
-    Url {
-        url: String,
-        sha256: String,
-    },
+    Url { url: String, sha256: String },
 }
 
 impl Source {
@@ -111,18 +98,11 @@ impl Source {
             let sha = opts.source_sha256.clone().with_context(|| {
                 format!("a kernel source URL needs --source-sha256 HASH (the tarball is checked against it): {s}")
             })?;
-            return Ok(Source::Url {
-                url: s,
-                sha256: sha,
-            });
+            return Ok(Source::Url { url: s, sha256: sha });
         }
         if let Some((pkg, suite)) = crate::debsrc::split(&s) {
             let (tarball, version) = crate::debsrc::fetch(pkg, suite, opts.force)?;
-            return Ok(Source::Pkg {
-                name: s.clone(),
-                tarball,
-                version,
-            });
+            return Ok(Source::Pkg { name: s.clone(), tarball, version });
         }
         let p = Path::new(&s);
         if p.is_dir() {
@@ -155,11 +135,7 @@ impl Source {
                 let m = std::fs::metadata(&tarball).ok();
                 format!("size{}", m.map(|m| m.len()).unwrap_or(0))
             });
-        Ok(Source::Pkg {
-            name: s,
-            tarball,
-            version,
-        })
+        Ok(Source::Pkg { name: s, tarball, version })
     }
 
     /// What identifies the source's content (cheaply).
@@ -169,14 +145,7 @@ impl Source {
             Source::Url { url, sha256 } => format!("url:{url}:{sha256}"),
             Source::Dir(d) => {
                 let git = |args: &[&str]| -> Option<Vec<u8>> {
-                    Command::new("git")
-                        .arg("-C")
-                        .arg(d)
-                        .args(args)
-                        .output()
-                        .ok()
-                        .filter(|o| o.status.success())
-                        .map(|o| o.stdout)
+                    Command::new("git").arg("-C").arg(d).args(args).output().ok().filter(|o| o.status.success()).map(|o| o.stdout)
                 };
                 match git(&["rev-parse", "HEAD"]) {
                     Some(head) => {
@@ -217,12 +186,7 @@ fn tree_stamp(d: &Path) -> Result<String> {
             } else {
                 h.update(e.path().to_string_lossy().as_bytes());
                 h.update(m.len().to_le_bytes());
-                h.update(
-                    m.modified()
-                        .map(|t| format!("{t:?}"))
-                        .unwrap_or_default()
-                        .as_bytes(),
-                );
+                h.update(m.modified().map(|t| format!("{t:?}")).unwrap_or_default().as_bytes());
             }
         }
     }
@@ -251,25 +215,13 @@ impl KVersion {
 
     /// VERSION and PATCHLEVEL from a kernel tree's top Makefile.
     fn of_tree(tree: &Path) -> Result<Self> {
-        let mk = std::fs::read_to_string(tree.join("Makefile"))
-            .with_context(|| format!("no Makefile in {}", tree.display()))?;
-        let field = |k: &str| {
-            mk.lines().find_map(|l| {
-                l.strip_prefix(k)
-                    .map(|v| v.trim_start_matches([' ', '=']).trim().to_string())
-            })
-        };
+        let mk = std::fs::read_to_string(tree.join("Makefile")).with_context(|| format!("no Makefile in {}", tree.display()))?;
+        let field =
+            |k: &str| mk.lines().find_map(|l| l.strip_prefix(k).map(|v| v.trim_start_matches([' ', '=']).trim().to_string()));
         match (field("VERSION"), field("PATCHLEVEL")) {
-            (Some(v), Some(p)) => KVersion::parse(&format!("{v}.{p}")).with_context(|| {
-                format!(
-                    "{}: VERSION {v:?} PATCHLEVEL {p:?} are not numbers",
-                    tree.display()
-                )
-            }),
-            _ => bail!(
-                "{}: the Makefile names no VERSION and PATCHLEVEL: not a kernel tree?",
-                tree.display()
-            ),
+            (Some(v), Some(p)) => KVersion::parse(&format!("{v}.{p}"))
+                .with_context(|| format!("{}: VERSION {v:?} PATCHLEVEL {p:?} are not numbers", tree.display())),
+            _ => bail!("{}: the Makefile names no VERSION and PATCHLEVEL: not a kernel tree?", tree.display()),
         }
     }
 }
@@ -296,28 +248,16 @@ fn series_for(series: &[(KVersion, Vec<Patch>)], v: KVersion) -> Result<&[Patch]
 
 fn recipe(debug: bool) -> Result<Recipe> {
     let k = paths::source_dir()?.join("vm-images/kernel");
-    let mut fragments = vec![(
-        "guest.config".to_string(),
-        std::fs::read_to_string(k.join("guest.config"))?,
-    )];
+    let mut fragments = vec![("guest.config".to_string(), std::fs::read_to_string(k.join("guest.config"))?)];
     if debug {
-        fragments.push((
-            "debug.config".to_string(),
-            std::fs::read_to_string(k.join("debug.config"))?,
-        ));
+        fragments.push(("debug.config".to_string(), std::fs::read_to_string(k.join("debug.config"))?));
     }
     let mut series = Vec::new();
     let pdir = k.join("patches");
-    for e in std::fs::read_dir(&pdir)
-        .with_context(|| format!("reading {}", pdir.display()))?
-        .flatten()
-    {
+    for e in std::fs::read_dir(&pdir).with_context(|| format!("reading {}", pdir.display()))?.flatten() {
         let dir_name = e.file_name().to_string_lossy().into_owned();
         let Some(v) = KVersion::parse(&dir_name).filter(|_| e.path().is_dir()) else {
-            bail!(
-                "{}: only one folder per kernel version (e.g. 6.12/) belongs here",
-                e.path().display()
-            );
+            bail!("{}: only one folder per kernel version (e.g. 6.12/) belongs here", e.path().display());
         };
         let mut names: Vec<_> = std::fs::read_dir(e.path())?
             .flatten()
@@ -373,12 +313,8 @@ fn kernel_root() -> PathBuf {
 }
 
 fn load(dir: &Path) -> Option<Kernel> {
-    let info: KernelInfo =
-        serde_json::from_slice(&std::fs::read(dir.join("kernel.json")).ok()?).ok()?;
-    let k = Kernel {
-        dir: dir.to_path_buf(),
-        info,
-    };
+    let info: KernelInfo = serde_json::from_slice(&std::fs::read(dir.join("kernel.json")).ok()?).ok()?;
+    let k = Kernel { dir: dir.to_path_buf(), info };
     (k.bzimage().exists() && k.vmlinux_h().exists()).then_some(k)
 }
 
@@ -401,14 +337,9 @@ pub async fn build(opts: &KernelOptions) -> Result<Kernel> {
             return Ok(k);
         }
     }
-    for (tool, pkg) in [
-        ("make", "make"),
-        ("gcc", "gcc"),
-        ("flex", "flex"),
-        ("bison", "bison"),
-        ("bc", "bc"),
-        ("bpftool", "bpftool"),
-    ] {
+    for (tool, pkg) in
+        [("make", "make"), ("gcc", "gcc"), ("flex", "flex"), ("bison", "bison"), ("bc", "bc"), ("bpftool", "bpftool")]
+    {
         if which(tool).is_none() {
             bail!("{tool} is needed to build the kernel: apt-get install {pkg} (all at once: see README, Setup)");
         }
@@ -418,11 +349,7 @@ pub async fn build(opts: &KernelOptions) -> Result<Kernel> {
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(tool))
-        .find(|p| p.is_file())
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(tool)).find(|p| p.is_file())
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
@@ -431,10 +358,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
         bail!(
             "{what} failed: {}{}",
             String::from_utf8_lossy(&out.stderr).trim(),
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .unwrap_or("")
+            String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("")
         );
     }
     Ok(())
@@ -472,23 +396,14 @@ fn build_blocking(
         p.update("unpacking the source");
         let tarball = match &src {
             Source::Pkg { tarball, .. } => Some(tarball.clone()),
-            Source::Url { url, sha256 } => Some(
-                tokio::runtime::Handle::current().block_on(crate::download::fetch(
-                    url,
-                    sha256,
-                    "kernel source",
-                ))?,
-            ),
+            Source::Url { url, sha256 } => {
+                Some(tokio::runtime::Handle::current().block_on(crate::download::fetch(url, sha256, "kernel source"))?)
+            }
             Source::Dir(_) => None,
         };
         match (&src, tarball) {
             (_, Some(t)) => run(
-                Command::new("tar")
-                    .arg("-xf")
-                    .arg(&t)
-                    .arg("-C")
-                    .arg(&tree)
-                    .arg("--strip-components=1"),
+                Command::new("tar").arg("-xf").arg(&t).arg("-C").arg(&tree).arg("--strip-components=1"),
                 "unpacking the kernel source",
             )?,
             (Source::Dir(d), None) => {
@@ -518,50 +433,20 @@ fn build_blocking(
         std::fs::write(&fp, f)?;
         frag_paths.push(fp);
     }
+    run(Command::new("make").arg("-C").arg(&tree).arg(&pahole_arg).arg("-s").arg("allnoconfig"), "make allnoconfig")?;
     run(
-        Command::new("make")
-            .arg("-C")
-            .arg(&tree)
-            .arg(&pahole_arg)
-            .arg("-s")
-            .arg("allnoconfig"),
-        "make allnoconfig",
-    )?;
-    run(
-        Command::new(tree.join("scripts/kconfig/merge_config.sh"))
-            .current_dir(&tree)
-            .arg("-m")
-            .arg(".config")
-            .args(&frag_paths),
+        Command::new(tree.join("scripts/kconfig/merge_config.sh")).current_dir(&tree).arg("-m").arg(".config").args(&frag_paths),
         "merging the config fragments",
     )?;
-    run(
-        Command::new("make")
-            .arg("-C")
-            .arg(&tree)
-            .arg(&pahole_arg)
-            .arg("-s")
-            .arg("olddefconfig"),
-        "make olddefconfig",
-    )?;
+    run(Command::new("make").arg("-C").arg(&tree).arg(&pahole_arg).arg("-s").arg("olddefconfig"), "make olddefconfig")?;
     let config = std::fs::read_to_string(tree.join(".config"))?;
     let (missing, gone) = split_gone(
         &tree,
-        missing_options(
-            &rec.fragments
-                .iter()
-                .map(|(_, f)| f.as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            &config,
-        ),
+        missing_options(&rec.fragments.iter().map(|(_, f)| f.as_str()).collect::<Vec<_>>().join("\n"), &config),
     );
     if !gone.is_empty() {
         // e.g. SCHED_DEBUG, folded into the scheduler for good after 6.12
-        p.note(&format!(
-            "not in this kernel's Kconfig, skipped: {}",
-            gone.join(", ")
-        ));
+        p.note(&format!("not in this kernel's Kconfig, skipped: {}", gone.join(", ")));
     }
     if !missing.is_empty() {
         bail!(
@@ -580,16 +465,10 @@ fn build_blocking(
         }
     }
 
-    let jobs = opts.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() + 1)
-            .unwrap_or(2)
-    });
+    let jobs = opts.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() + 1).unwrap_or(2));
     let log_path = work.join("build.log");
-    let expected: usize = std::fs::read_to_string(work.join("objects.count"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    let expected: usize =
+        std::fs::read_to_string(work.join("objects.count")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
     let mut child = Command::new("make")
         .arg("-C")
         .arg(&tree)
@@ -604,12 +483,8 @@ fn build_blocking(
     let stderr = child.stderr.take().unwrap();
     let err_log = log_path.clone();
     // stderr goes to the same log (after stdout's lines) so warnings are kept.
-    let err_thread = std::thread::spawn(move || -> Vec<String> {
-        std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect()
-    });
+    let err_thread =
+        std::thread::spawn(move || -> Vec<String> { std::io::BufReader::new(stderr).lines().map_while(Result::ok).collect() });
     let mut log = std::io::BufWriter::new(std::fs::File::create(&log_path)?);
     let mut compiled = 0usize;
     for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
@@ -618,15 +493,8 @@ fn build_blocking(
         writeln!(log, "{line}")?;
         if line.trim_start().starts_with("CC ") || line.trim_start().starts_with("AS ") {
             compiled += 1;
-            let of = if expected > 0 {
-                format!("{compiled}/~{expected}")
-            } else {
-                compiled.to_string()
-            };
-            p.update(&format!(
-                "compiling: {of} files ({jobs} jobs, log {})",
-                err_log.display()
-            ));
+            let of = if expected > 0 { format!("{compiled}/~{expected}") } else { compiled.to_string() };
+            p.update(&format!("compiling: {of} files ({jobs} jobs, log {})", err_log.display()));
         }
     }
     let status = child.wait()?;
@@ -639,15 +507,9 @@ fn build_blocking(
     }
     drop(log);
     if !status.success() {
-        let first_err = errs
-            .iter()
-            .find(|l| l.contains("error"))
-            .cloned()
-            .unwrap_or_else(|| errs.last().cloned().unwrap_or_default());
-        bail!(
-            "kernel build failed: {first_err}\n(full log: {})",
-            log_path.display()
-        );
+        let first_err =
+            errs.iter().find(|l| l.contains("error")).cloned().unwrap_or_else(|| errs.last().cloned().unwrap_or_default());
+        bail!("kernel build failed: {first_err}\n(full log: {})", log_path.display());
     }
     std::fs::write(&pahole_stamp, &used)?;
     // A cold build's count is the next cold build's progress denominator.
@@ -663,16 +525,9 @@ fn build_blocking(
     std::fs::copy(tree.join("vmlinux"), tmp.join("vmlinux"))?;
     std::fs::copy(tree.join(".config"), tmp.join("config"))?;
     std::fs::copy(&log_path, tmp.join("build.log"))?;
-    let h = Command::new("bpftool")
-        .args(["btf", "dump", "file"])
-        .arg(tmp.join("vmlinux"))
-        .args(["format", "c"])
-        .output()?;
+    let h = Command::new("bpftool").args(["btf", "dump", "file"]).arg(tmp.join("vmlinux")).args(["format", "c"]).output()?;
     if !h.status.success() {
-        bail!(
-            "bpftool could not dump the kernel's BTF: {}",
-            String::from_utf8_lossy(&h.stderr).trim()
-        );
+        bail!("bpftool could not dump the kernel's BTF: {}", String::from_utf8_lossy(&h.stderr).trim());
     }
     std::fs::write(tmp.join("vmlinux.h"), &h.stdout)?;
     let btf = crate::btf::Btf::from_elf_file(&tmp.join("vmlinux"))?;
@@ -680,27 +535,15 @@ fn build_blocking(
     for n in &notes {
         p.note(&format!("warning: {n}"));
     }
-    let version = Command::new("make")
-        .arg("-C")
-        .arg(&tree)
-        .arg(&pahole_arg)
-        .arg("-s")
-        .arg("kernelrelease")
-        .output()?;
+    let version = Command::new("make").arg("-C").arg(&tree).arg(&pahole_arg).arg("-s").arg("kernelrelease").output()?;
     let info = KernelInfo {
         id: id.to_string(),
         version: String::from_utf8_lossy(&version.stdout).trim().to_string(),
         source: src.describe(),
-        flavor: if opts.debug {
-            "debug".into()
-        } else {
-            "guest".into()
-        },
+        flavor: if opts.debug { "debug".into() } else { "guest".into() },
         has_helper: btf.has_func(HELPER_KFUNC),
         has_sched_ext: btf.has_struct("sched_ext_ops"),
-        built_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs(),
+        built_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
         build_seconds: started.elapsed().as_secs_f64(),
         notes,
         pahole: format!("{} ({})", ph.version, ph.origin),
@@ -709,12 +552,7 @@ fn build_blocking(
     let out = root.join(id);
     let _ = std::fs::remove_dir_all(&out);
     std::fs::rename(&tmp, &out)?;
-    p.finish(&format!(
-        "built {} ({}) -> {}",
-        info.version,
-        info.id,
-        out.display()
-    ));
+    p.finish(&format!("built {} ({}) -> {}", info.version, info.id, out.display()));
     Ok(Kernel { dir: out, info })
 }
 
@@ -741,10 +579,8 @@ fn apply_patches(tree: &Path, work: &Path, patches: &[Patch], p: &mut Progress) 
     let applied_dir = work.join("applied-patches");
     let mut applied: Vec<(String, Vec<u8>)> = Vec::new();
     if applied_dir.is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(&applied_dir)?
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<_> =
+            std::fs::read_dir(&applied_dir)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         for n in names {
             applied.push((n.clone(), std::fs::read(applied_dir.join(&n))?));
@@ -756,37 +592,25 @@ fn apply_patches(tree: &Path, work: &Path, patches: &[Patch], p: &mut Progress) 
     // Files both series leave as they were keep their times, so make does
     // not rebuild everything that includes a header neither series changed
     // (include/linux/bpf.h reaches ~1500 objects).
-    let touched: std::collections::BTreeSet<String> = applied
-        .iter()
-        .chain(patches.iter())
-        .flat_map(|(_, d)| files_of_patch(d))
-        .collect();
+    let touched: std::collections::BTreeSet<String> =
+        applied.iter().chain(patches.iter()).flat_map(|(_, d)| files_of_patch(d)).collect();
     let before: Vec<(String, Vec<u8>, std::time::SystemTime)> = touched
         .iter()
         .filter_map(|f| {
             let path = tree.join(f);
-            Some((
-                f.clone(),
-                std::fs::read(&path).ok()?,
-                std::fs::metadata(&path).ok()?.modified().ok()?,
-            ))
+            Some((f.clone(), std::fs::read(&path).ok()?, std::fs::metadata(&path).ok()?.modified().ok()?))
         })
         .collect();
     for (n, data) in applied.iter().rev() {
         p.update(&format!("reverting {n}"));
-        patch(tree, data, true).with_context(|| {
-            format!(
-                "cannot revert {n} from the build tree; remove {} to start over",
-                work.display()
-            )
-        })?;
+        patch(tree, data, true)
+            .with_context(|| format!("cannot revert {n} from the build tree; remove {} to start over", work.display()))?;
         std::fs::remove_file(applied_dir.join(n))?;
     }
     std::fs::create_dir_all(&applied_dir)?;
     for (n, data) in patches {
         p.update(&format!("applying {n}"));
-        patch(tree, data, false)
-            .with_context(|| format!("patch {n} does not apply to this kernel tree"))?;
+        patch(tree, data, false).with_context(|| format!("patch {n} does not apply to this kernel tree"))?;
         std::fs::write(applied_dir.join(n), data)?;
     }
     for (f, old, mtime) in before {
@@ -816,8 +640,7 @@ fn files_of_patch(data: &[u8]) -> Vec<String> {
 fn patch(tree: &Path, data: &[u8], reverse: bool) -> Result<()> {
     use std::io::Write;
     let mut c = Command::new("patch");
-    c.current_dir(tree)
-        .args(["-p1", "-s", "-N", "--no-backup-if-mismatch"]);
+    c.current_dir(tree).args(["-p1", "-s", "-N", "--no-backup-if-mismatch"]);
     if reverse {
         c.arg("-R");
     }
@@ -830,11 +653,7 @@ fn patch(tree: &Path, data: &[u8], reverse: bool) -> Result<()> {
     child.stdin.take().unwrap().write_all(data)?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{}{}", String::from_utf8_lossy(&out.stdout).trim(), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -859,11 +678,7 @@ fn split_gone(tree: &Path, missing: Vec<String>) -> (Vec<String>, Vec<String>) {
                 stack.push(p);
             } else if name.starts_with("Kconfig") {
                 for l in std::fs::read_to_string(&p).unwrap_or_default().lines() {
-                    if let Some(sym) = l
-                        .trim()
-                        .strip_prefix("config ")
-                        .or_else(|| l.trim().strip_prefix("menuconfig "))
-                    {
+                    if let Some(sym) = l.trim().strip_prefix("config ").or_else(|| l.trim().strip_prefix("menuconfig ")) {
                         defined.insert(format!("CONFIG_{}", sym.trim()));
                     }
                 }
@@ -885,10 +700,7 @@ pub fn missing_options(fragment: &str, config: &str) -> Vec<String> {
             if k.starts_with("CONFIG_") {
                 have.insert(k, v);
             }
-        } else if let Some(k) = l
-            .strip_prefix("# ")
-            .and_then(|r| r.strip_suffix(" is not set"))
-        {
+        } else if let Some(k) = l.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")) {
             have.insert(k, "n");
         }
     }
@@ -899,9 +711,7 @@ pub fn missing_options(fragment: &str, config: &str) -> Vec<String> {
         let kv = if let Some((k, v)) = l.split_once('=') {
             k.starts_with("CONFIG_").then_some((k, v))
         } else {
-            l.strip_prefix("# ")
-                .and_then(|r| r.strip_suffix(" is not set"))
-                .map(|k| (k, "n"))
+            l.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")).map(|k| (k, "n"))
         };
         if let Some((k, v)) = kv {
             want.retain(|(x, _)| *x != k);
@@ -932,18 +742,13 @@ mod tests {
     #[test]
     fn files_a_patch_writes() {
         let d = b"From: x\n---\n--- a/include/linux/bpf.h\n+++ b/include/linux/bpf.h\n@@ -1 +1 @@\n--- /dev/null\n+++ b/kernel/sched/x.c\t2026-01-01\n";
-        assert_eq!(
-            files_of_patch(d),
-            vec!["include/linux/bpf.h", "kernel/sched/x.c"]
-        );
+        assert_eq!(files_of_patch(d), vec!["include/linux/bpf.h", "kernel/sched/x.c"]);
     }
 
     #[test]
     fn series_picked_by_kernel_version() {
-        let series = vec![
-            (KVersion(6, 12), vec![("a".to_string(), vec![1])]),
-            (KVersion(7, 3), vec![("b".to_string(), vec![2])]),
-        ];
+        let series =
+            vec![(KVersion(6, 12), vec![("a".to_string(), vec![1])]), (KVersion(7, 3), vec![("b".to_string(), vec![2])])];
         assert_eq!(series_for(&series, KVersion(6, 12)).unwrap()[0].0, "a");
         assert_eq!(series_for(&series, KVersion(6, 18)).unwrap()[0].0, "a");
         assert_eq!(series_for(&series, KVersion(7, 3)).unwrap()[0].0, "b");
@@ -959,17 +764,10 @@ mod tests {
     fn tree_version_from_makefile() {
         let d = std::env::temp_dir().join(format!("kv{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join("Makefile"),
-            "# SPDX\nVERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\n",
-        )
-        .unwrap();
+        std::fs::write(d.join("Makefile"), "# SPDX\nVERSION = 7\nPATCHLEVEL = 3\nSUBLEVEL = 4\n").unwrap();
         assert_eq!(KVersion::of_tree(&d).unwrap(), KVersion(7, 3));
         std::fs::write(d.join("Makefile"), "all:\n").unwrap();
-        assert!(KVersion::of_tree(&d)
-            .unwrap_err()
-            .to_string()
-            .contains("VERSION"));
+        assert!(KVersion::of_tree(&d).unwrap_err().to_string().contains("VERSION"));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
@@ -989,20 +787,11 @@ mod tests {
 
     #[test]
     fn named_sources() {
-        assert_eq!(
-            canonical_source("debian-7.3"),
-            "linux-source-7.3@trixie-backports"
-        );
+        assert_eq!(canonical_source("debian-7.3"), "linux-source-7.3@trixie-backports");
         assert_eq!(canonical_source("debian-6.12"), DEFAULT_SOURCE);
-        assert_eq!(
-            canonical_source("linux-source-7.2@sid"),
-            "linux-source-7.2@sid"
-        );
+        assert_eq!(canonical_source("linux-source-7.2@sid"), "linux-source-7.2@sid");
         for (_, c) in NAMED_SOURCES {
-            assert!(
-                *c == DEFAULT_SOURCE || crate::debsrc::split(c).is_some(),
-                "{c}"
-            );
+            assert!(*c == DEFAULT_SOURCE || crate::debsrc::split(c).is_some(), "{c}");
         }
     }
 
@@ -1010,10 +799,7 @@ mod tests {
     fn missing_options_are_found() {
         let frag = "CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_S=\"x\"\n# comment\n";
         let cfg = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=y\nCONFIG_S=\"x\"\n";
-        assert_eq!(
-            missing_options(frag, cfg),
-            vec!["CONFIG_B=y", "CONFIG_C unset"]
-        );
+        assert_eq!(missing_options(frag, cfg), vec!["CONFIG_B=y", "CONFIG_C unset"]);
         assert!(missing_options("CONFIG_A=y\n# CONFIG_Z is not set\n", "CONFIG_A=y\n").is_empty());
         // a later fragment overrides an earlier one
         assert!(missing_options("CONFIG_L=\"a\"\nCONFIG_L=\"b\"\n", "CONFIG_L=\"b\"\n").is_empty());
@@ -1023,33 +809,18 @@ mod tests {
     fn options_the_tree_no_longer_defines_are_told_apart() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("kernel/sched")).unwrap();
-        std::fs::write(
-            t.path().join("kernel/sched/Kconfig.x"),
-            "config SCHED_CLASS_EXT\n\tbool\nmenuconfig CGROUPS\n",
-        )
-        .unwrap();
+        std::fs::write(t.path().join("kernel/sched/Kconfig.x"), "config SCHED_CLASS_EXT\n\tbool\nmenuconfig CGROUPS\n").unwrap();
         let (missing, gone) = split_gone(
             t.path(),
-            vec![
-                "CONFIG_SCHED_CLASS_EXT=y".into(),
-                "CONFIG_CGROUPS=y".into(),
-                "CONFIG_SCHED_DEBUG=y".into(),
-            ],
+            vec!["CONFIG_SCHED_CLASS_EXT=y".into(), "CONFIG_CGROUPS=y".into(), "CONFIG_SCHED_DEBUG=y".into()],
         );
-        assert_eq!(
-            missing,
-            vec!["CONFIG_SCHED_CLASS_EXT=y", "CONFIG_CGROUPS=y"]
-        );
+        assert_eq!(missing, vec!["CONFIG_SCHED_CLASS_EXT=y", "CONFIG_CGROUPS=y"]);
         assert_eq!(gone, vec!["CONFIG_SCHED_DEBUG=y"]);
     }
 
     #[test]
     fn the_shipped_fragment_names_what_the_guest_needs() {
-        let f = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../vm-images/kernel/guest.config"
-        ))
-        .unwrap();
+        let f = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../vm-images/kernel/guest.config")).unwrap();
         for opt in [
             "CONFIG_VIRTIO_BLK=y",
             "CONFIG_VIRTIO_NET=y",
@@ -1063,10 +834,7 @@ mod tests {
             "CONFIG_EXT_GROUP_SCHED=y",
             "CONFIG_CGROUPS=y",
         ] {
-            assert!(
-                f.lines().any(|l| l.trim() == opt),
-                "{opt} missing from guest.config"
-            );
+            assert!(f.lines().any(|l| l.trim() == opt), "{opt} missing from guest.config");
         }
         assert!(!f.contains("=m"), "everything is built in");
     }

@@ -150,6 +150,19 @@ impl Fixture<'_> {
         bail!("could not fill the {size}-entry map (it holds {})", self.count(size)?)
     }
 
+    /// An empty `size` map holding only `n` stale entries: sparse, its
+    /// buckets nearly all empty.
+    pub fn fill_sparse(&mut self, size: u32, n: u32) -> Result<u64> {
+        self.clear(size)?;
+        for _ in 0..20 {
+            self.fill_range(size, 0, n, false, true)?;
+            if self.count(size)? == n as u64 {
+                return Ok(n as u64);
+            }
+        }
+        bail!("could not put {n} entries into the {size}-entry map")
+    }
+
     pub fn clear(&mut self, size: u32) -> Result<()> {
         self.fill_range(size, 0, size, true, false)?;
         ensure!(self.count(size)? == 0, "the {size}-entry map is not empty after clearing");

@@ -2,8 +2,9 @@
 //! (bpf_for_each_map_elem with a time budget), at 1k, 16k and 256k entries,
 //! half of them stale. Two views:
 //!
-//! - throughput: one unbounded call over the full map; entries scanned and
-//!   evicted per ms of the call (guest clock);
+//! - throughput: one unbounded pass over the full map; entries scanned and
+//!   evicted per ms of the calls (guest clock; the helper caps a call at
+//!   1 ms, so its pass is several calls);
 //! - sweep: calls with the cleanup budget (100 us) until every stale entry
 //!   is gone, as dispatch makes them; pure BPF restarts at the head of the
 //!   map each call and stalls once fresh entries fill its budget.
@@ -12,23 +13,31 @@
 //!   before its callback (where its clock check is) runs at all.
 //! - overrun: the sweep again on preallocated maps (their frees raise no
 //!   irq_work inside the call), repeated to >= 1000 calls.
+//! - sparse: the largest map holding 16 stale entries (nearly every bucket
+//!   empty); the helper reads its clock between empty buckets too.
 //!
 //! Budgeted speed is compared as evictions per call: every call gets the
 //! same budget, and a count of calls is not skewed by the rare call the host
 //! preempted (which a sum of durations is).
 //!
-//! Overrun rule (documented in README "Performance"): the helper checks the
-//! clock after every entry once it has visited SCAN_MIN_BATCH (8), so it may
-//! pass its budget by up to 8 entries' cost; on top, 20% of the budget for
-//! what a guest cannot see or avoid (under TCG: the other vCPU's turn, the
-//! host preempting QEMU). Judged on the p99 of quiet calls (no interrupt at
-//! all, preallocated map); the pure-BPF loop's p99 and every worst case are
-//! reported beside it.
+//! Overrun rule (documented in README "Performance"): the helper reads the
+//! clock every SCAN_CLOCK_BATCH (16) buckets or entries, so it may pass its
+//! budget by up to 16 entries' cost; on top, 20% of the budget for what a
+//! guest cannot see or avoid (under TCG: the other vCPU's turn, the host
+//! preempting QEMU). Judged on the p99 of quiet calls (no interrupt at all)
+//! on the dense preallocated, the drained and the sparse map, against the
+//! issue's 20 us and against that margin; the pure-BPF loop's p99 and every
+//! worst case are reported beside it.
 
 use serde::{Deserialize, Serialize};
 
-/// The helper's minimum batch before it checks the clock (the patch's SCAN_MIN_BATCH).
-pub const SCAN_MIN_BATCH: f64 = 8.0;
+/// Buckets or entries the helper walks between reads of the clock (the
+/// hashtab patch's HTAB_SWEEP_CLOCK_BATCH).
+pub const SCAN_CLOCK_BATCH: f64 = 16.0;
+/// The p99 overrun asked for on dense, sparse and drained maps (issue 13).
+pub const GOAL_P99_OVERRUN_NS: f64 = 20_000.0;
+/// Helper entries scanned per ms over pure BPF's, asked for at 16k and 256k.
+pub const GOAL_THROUGHPUT_RATIO: f64 = 1.5;
 /// The share of the budget allowed for the environment (see the module comment).
 pub const ENV_ALLOWANCE: f64 = 0.2;
 
@@ -89,10 +98,20 @@ pub struct Versus {
     pub drain_ratio: f64,
     /// the helper's cost of one entry, from its unbounded call
     pub helper_entry_ns: f64,
-    /// SCAN_MIN_BATCH entries + ENV_ALLOWANCE of the budget
+    /// SCAN_CLOCK_BATCH entries + ENV_ALLOWANCE of the budget
     pub margin_ns: f64,
     pub helper_p99_quiet_overrun_ns: f64,
     pub bpfscan_p99_quiet_overrun_ns: f64,
+    /// p99 overrun of quiet calls on the all-stale map
+    #[serde(default)]
+    pub helper_p99_drain_overrun_ns: f64,
+    #[serde(default)]
+    pub bpfscan_p99_drain_overrun_ns: f64,
+    /// p99 overrun of quiet calls on the sparse map (largest size only)
+    #[serde(default)]
+    pub helper_p99_sparse_overrun_ns: Option<f64>,
+    #[serde(default)]
+    pub bpfscan_p99_sparse_overrun_ns: Option<f64>,
     pub helper_worst_quiet_overrun_ns: f64,
     /// worst call of all, interrupted ones included
     pub helper_worst_overrun_ns: f64,
@@ -109,6 +128,9 @@ pub struct SizeResult {
     pub drain: Vec<Sweep>,
     /// budgeted sweeps (half stale) of a preallocated map, to >= 1000 calls
     pub overrun: Vec<Sweep>,
+    /// budgeted sweeps of the map holding only 16 stale entries (largest size)
+    #[serde(default)]
+    pub sparse: Vec<Sweep>,
     #[serde(default)]
     pub versus: Versus,
 }
@@ -154,7 +176,7 @@ impl SizeResult {
             t.scanned_per_ms = super::ratio(t.visited as f64, t.median_ns as f64 / 1e6);
             t.evicted_per_ms = super::ratio(t.evicted as f64, t.median_ns as f64 / 1e6);
         }
-        for s in self.sweep.iter_mut().chain(self.drain.iter_mut()).chain(self.overrun.iter_mut()) {
+        for s in self.sweep.iter_mut().chain(self.drain.iter_mut()).chain(self.overrun.iter_mut()).chain(self.sparse.iter_mut()) {
             s.evicted_per_ms = super::ratio(s.evicted as f64, s.in_calls_ns as f64 / 1e6);
             s.evicted_per_call = super::ratio(s.evicted as f64, s.calls as f64);
         }
@@ -173,7 +195,8 @@ impl SizeResult {
         let helper_entry_ns = super::ratio(ht.median_ns as f64, ht.visited as f64);
         let bpfscan_p99 = overrun(bo.p99_quiet_call_ns, bo.timeout_ns);
         let helper_p99 = overrun(ho.p99_quiet_call_ns, ho.timeout_ns);
-        let margin_ns = SCAN_MIN_BATCH * helper_entry_ns + ENV_ALLOWANCE * ho.timeout_ns as f64;
+        let margin_ns = SCAN_CLOCK_BATCH * helper_entry_ns + ENV_ALLOWANCE * ho.timeout_ns as f64;
+        let sparse_of = |m: &str| self.sparse.iter().find(|w| w.method == m).map(|w| overrun(w.p99_quiet_call_ns, w.timeout_ns));
         self.versus = Versus {
             throughput_ratio: super::ratio(ht.scanned_per_ms, bt.scanned_per_ms),
             sweep_ratio: super::ratio(hs.evicted_per_call, bs.evicted_per_call),
@@ -182,10 +205,21 @@ impl SizeResult {
             margin_ns,
             helper_p99_quiet_overrun_ns: helper_p99,
             bpfscan_p99_quiet_overrun_ns: bpfscan_p99,
+            helper_p99_drain_overrun_ns: overrun(hd.p99_quiet_call_ns, hd.timeout_ns),
+            bpfscan_p99_drain_overrun_ns: overrun(bd.p99_quiet_call_ns, bd.timeout_ns),
+            helper_p99_sparse_overrun_ns: sparse_of("helper"),
+            bpfscan_p99_sparse_overrun_ns: sparse_of("bpfscan"),
             helper_worst_quiet_overrun_ns: overrun(ho.worst_quiet_call_ns, ho.timeout_ns),
             helper_worst_overrun_ns: [hs, hd, ho].iter().map(|w| overrun(w.worst_call_ns, w.timeout_ns)).fold(0.0, f64::max),
             within_margin: ho.quiet_calls > 0 && helper_p99 <= margin_ns,
         };
+    }
+
+    /// The helper's worst p99 overrun of quiet calls over the dense
+    /// (preallocated), drained and sparse maps of this size.
+    pub fn helper_worst_p99_overrun_ns(&self) -> f64 {
+        let v = &self.versus;
+        v.helper_p99_quiet_overrun_ns.max(v.helper_p99_drain_overrun_ns).max(v.helper_p99_sparse_overrun_ns.unwrap_or(0.0))
     }
 }
 
@@ -254,6 +288,7 @@ mod tests {
             drain: vec![sweep("helper", 110_000, 150_000, 2_000_000, 1024), sweep("bpfscan", 120_000, 130_000, 1_000_000, 1024)],
             // preallocated: helper p99 overrun 10 us; bpfscan: 20 us
             overrun: vec![sweep("helper", 110_000, 150_000, 2_000_000, 512), sweep("bpfscan", 120_000, 130_000, 1_000_000, 64)],
+            sparse: vec![sweep("helper", 104_000, 150_000, 2_000_000, 16), sweep("bpfscan", 900_000, 900_000, 1_000_000, 16)],
             versus: Versus::default(),
         };
         s.derive();
@@ -265,9 +300,13 @@ mod tests {
         assert!((v.drain_ratio - 1.0).abs() < 1e-9, "1024 in 10 calls each: {}", v.drain_ratio);
         assert!((s.sweep[0].evicted_per_ms - 256.0).abs() < 1e-9);
         assert!((v.helper_entry_ns - 1000.0).abs() < 1e-9);
-        assert!((v.margin_ns - 28_000.0).abs() < 1e-9, "8 entries + 20% of 100 us: {}", v.margin_ns);
+        assert!((v.margin_ns - 36_000.0).abs() < 1e-9, "16 entries + 20% of 100 us: {}", v.margin_ns);
         assert_eq!(v.bpfscan_p99_quiet_overrun_ns, 20_000.0);
         assert_eq!(v.helper_worst_overrun_ns, 200_000.0, "the worst of all three helper sweeps");
         assert!(v.within_margin);
+        assert_eq!(v.helper_p99_drain_overrun_ns, 10_000.0);
+        assert_eq!(v.helper_p99_sparse_overrun_ns, Some(4_000.0));
+        assert_eq!(v.bpfscan_p99_sparse_overrun_ns, Some(800_000.0));
+        assert_eq!(s.helper_worst_p99_overrun_ns(), 10_000.0);
     }
 }

@@ -76,7 +76,7 @@ pub fn render(r: &BenchReport) -> String {
                 w.worst_call_ns as f64 / 1e3
             );
         }
-        for (what, list) in [("drain (all stale)", &z.drain), ("overrun (prealloc)", &z.overrun)] {
+        for (what, list) in [("drain (all stale)", &z.drain), ("overrun (prealloc)", &z.overrun), ("sparse (16 entries)", &z.sparse)] {
             for w in list {
                 let _ = writeln!(
                     s,
@@ -103,6 +103,18 @@ pub fn render(r: &BenchReport) -> String {
             v.bpfscan_p99_quiet_overrun_ns / 1e3,
             v.margin_ns / 1e3,
             if v.within_margin { "ok" } else { "over" }
+        );
+        let sparse = |o: Option<f64>| o.map(|n| format!("{:.1}", n / 1e3)).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "  {:>7} p99 overrun helper: dense {:.1} us, drained {:.1} us, sparse {} us (bpfscan: {:.1}, {:.1}, {})",
+            "",
+            v.helper_p99_quiet_overrun_ns / 1e3,
+            v.helper_p99_drain_overrun_ns / 1e3,
+            sparse(v.helper_p99_sparse_overrun_ns),
+            v.bpfscan_p99_quiet_overrun_ns / 1e3,
+            v.bpfscan_p99_drain_overrun_ns / 1e3,
+            sparse(v.bpfscan_p99_sparse_overrun_ns)
         );
     }
     if let Some(z) = r.scan.sizes.first() {

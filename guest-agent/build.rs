@@ -67,6 +67,12 @@ fn programs() -> Vec<Program> {
         name: "scx_cgleak".into(),
         defines: Vec::new(),
     });
+    // The helper swept from dispatch while a bpf_timer writes the map (scx-guest-agent fixture timerwrite).
+    progs.push(Program {
+        source: "fixtures/scx_timerwrite.bpf.c".into(),
+        name: "scx_timerwrite".into(),
+        defines: Vec::new(),
+    });
     // The helper's selftest (scx-guest-agent selftest).
     progs.push(Program {
         source: "selftest/map_scan.bpf.c".into(),

@@ -46,7 +46,8 @@ pub enum Cmd {
     /// sampling that map like `watch`, stop it (SIGINT, then SIGTERM/SIGKILL);
     /// writes what `run` writes plus scheduler.log (the binary's output)
     RunBin(Box<RunBinCli>),
-    /// (tests) hold a fixture scheduler of bpf/fixtures until SIGINT: cgleak leaks per cgroup
+    /// (tests) hold a fixture scheduler of bpf/fixtures until SIGINT: cgleak leaks per cgroup;
+    /// timerwrite sweeps from dispatch while a bpf_timer writes the same map (debug kernel)
     Fixture(FixtureCli),
     /// Load one build and keep it attached until SIGINT/SIGTERM, like a
     /// user's scheduler binary (prints `EXIT: reason` as tools/sched_ext do)
@@ -78,7 +79,7 @@ pub struct RunCli {
 
 #[derive(Args)]
 pub struct FixtureCli {
-    /// the fixture: cgleak
+    /// the fixture: cgleak or timerwrite
     pub name: String,
 }
 

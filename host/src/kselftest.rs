@@ -263,7 +263,12 @@ impl Stream {
         // flush a copy of the runner's unflushed stdout, replaying earlier
         // results; the runner is run line-buffered, and a result whose
         // number is not the next one is not counted either way.
-        let Some((status, name)) = result_line(line).filter(|(_, n, _)| *n == self.seen + 1).map(|(s, _, n)| (s, n))
+        // A test's own output may hold TAP-like lines too (7.3's rt_stall
+        // prints "ok 1 PASS: ..."): the result names the block's test.
+        let testing = self.block.iter().find_map(|l| l.strip_prefix("TEST: ")).map(str::to_string);
+        let Some((status, name)) = result_line(line)
+            .filter(|(_, n, name)| *n == self.seen + 1 && testing.as_deref().is_none_or(|t| t == *name))
+            .map(|(s, _, n)| (s, n))
         else {
             self.block.push(line.to_string());
             return;
@@ -357,6 +362,19 @@ mod tests {
         s.finish(&mut out);
         assert_eq!((s.results.passed, s.results.skipped, s.results.failed, s.results.complete), (1, 1, 1, true));
         assert_eq!(String::from_utf8(out).unwrap().matches("kernel ok   create_dsq").count(), 1);
+    }
+
+    #[test]
+    fn a_tests_own_tap_lines_are_its_output() {
+        // 7.3's rt_stall prints "ok 1 PASS: ..." lines of its own.
+        let run = "ok 1 create_dsq # \n===== START =====\nTEST: rt_stall\nOUTPUT:\nok 1 PASS: FAIR task got more\n\
+                   ok 2 PASS: EXT task got more\nok 2 rt_stall # \nPASSED:  2\nSKIPPED: 0\nFAILED:  0\n";
+        let mut s = Stream::default();
+        let mut out = Vec::new();
+        s.feed(run.as_bytes(), &mut out);
+        s.finish(&mut out);
+        assert!(s.results.ok() && s.results.passed == 2, "{:?}", s.results);
+        assert_eq!(String::from_utf8(out).unwrap(), "kernel ok   create_dsq\nkernel ok   rt_stall\n");
     }
 
     #[test]

@@ -28,7 +28,7 @@ fn helper_selftest_passes_in_the_guest() {
         "ok   sparse map keeps the budget",
         "ok   budget is capped",
         "ok   20 maps keep their own cursors",
-        "ok   verifier refuses a TCP congestion control calling it: refused: calling kernel function scx_bpf_map_scan_timeout is not allowed",
+        "ok   verifier refuses another struct_ops type calling it: refused: calling kernel function scx_bpf_map_scan_timeout is not allowed",
     ] {
         assert!(out.contains(case), "missing {case:?} in:\n{out}");
     }

@@ -137,7 +137,17 @@ fn bench_short_writes_complete_consistent_json() {
     let ids: Vec<&str> = goals.iter().map(|g| g["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
-        ["count_speedup", "sampler_cpu", "scan_speed_unbounded", "scan_speed_budgeted", "scan_overrun", "run_overhead", "boot_to_ssh"]
+        [
+            "count_speedup",
+            "sampler_cpu",
+            "scan_speed_unbounded",
+            "scan_speed_large",
+            "scan_speed_budgeted",
+            "scan_overrun_20us",
+            "scan_overrun",
+            "run_overhead",
+            "boot_to_ssh"
+        ]
     );
     assert!(goals.iter().all(|g| g["met"].is_boolean() && g["value"].is_number()));
     assert!(no_process_mentions(env.state.path()), "a QEMU of the bench is still running");

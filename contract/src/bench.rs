@@ -1,0 +1,1 @@
+//! `scx-guest-agent bench` output, read by `scx-vmctl bench`.

@@ -32,6 +32,9 @@ done
 stage "guest agent and its BPF schedulers, built against the guest kernel's BTF"
 ./target/debug/scx-vmctl agent build
 
+stage "host/agent contract unit tests"
+cargo test --locked -p scx-vmctl-contract
+
 stage "guest agent unit tests (built against the guest kernel's BTF)"
 SCX_VMLINUX_H="$(dirname "$(./target/debug/scx-vmctl kernel path)")/vmlinux.h" \
 	cargo test --locked -p scx-guest-agent

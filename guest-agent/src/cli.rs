@@ -6,9 +6,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Cleanup, Config};
+use scx_contract::config::{Cleanup, Config};
 use crate::exit::{Exit, BAD_INPUT};
-use crate::names::{Sched, Variant, WorkloadKind};
+use scx_contract::names::{Scheduler, Variant, Workload};
 
 #[derive(Parser)]
 #[command(
@@ -256,8 +256,8 @@ pub fn seconds(what: &str, v: f64) -> Result<Duration> {
 }
 
 impl RunCli {
-    pub fn names(&self) -> Result<(Sched, Variant, WorkloadKind)> {
-        Ok((Sched::parse(&self.sched)?, Variant::parse(&self.variant)?, WorkloadKind::parse(&self.common.workload)?))
+    pub fn names(&self) -> Result<(Scheduler, Variant, Workload)> {
+        Ok((Scheduler::parse(&self.sched)?, Variant::parse(&self.variant)?, Workload::parse(&self.common.workload)?))
     }
 }
 

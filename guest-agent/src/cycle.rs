@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::config::Cleanup;
+use scx_contract::config::Cleanup;
 use crate::exit::{Exit, FAILED, OK};
 use crate::kmsg::{self, Kmsg};
-use crate::names::{Sched, Variant};
+use scx_contract::names::{Scheduler, Variant};
 use crate::sched::{self, LoadOpts};
 use crate::signals;
 
 pub fn cycle(
-    s: Sched,
+    s: Scheduler,
     v: Variant,
     count: u32,
     hold: Duration,

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::config::Cleanup;
+use scx_contract::config::Cleanup;
 use crate::exit::{FAILED, OK};
-use crate::names::{Sched, Variant};
+use scx_contract::names::{Scheduler, Variant};
 use crate::sched::{self, LoadOpts};
 use crate::signals;
 
-pub fn hold(s: Sched, v: Variant, cleanup: &Cleanup, kernel_btf: &Path) -> Result<i32> {
+pub fn hold(s: Scheduler, v: Variant, cleanup: &Cleanup, kernel_btf: &Path) -> Result<i32> {
     signals::install();
     let opts = LoadOpts { cleanup, kernel_btf };
     sched::with_scheduler(s, v, &opts, |r, rep| {

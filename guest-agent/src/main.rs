@@ -5,8 +5,6 @@ mod btf;
 mod cgroup;
 mod churn;
 mod cli;
-mod config;
-mod csv;
 mod cycle;
 mod elemcount;
 mod exit;
@@ -15,7 +13,6 @@ mod fixture;
 mod hold;
 mod kmsg;
 mod maps;
-mod names;
 mod procs;
 mod reset;
 mod run;
@@ -74,7 +71,7 @@ fn main() {
                 bin_args: b.bin_args.clone(),
                 map_name: b.map_name.clone(),
                 variant: b.variant.clone(),
-                workload: names::WorkloadKind::parse(&c.workload)?,
+                workload: scx_contract::names::Workload::parse(&c.workload)?,
                 duration: cli::seconds("duration", c.duration)?,
                 interval: cli::seconds("interval", c.interval)?,
                 baseline: c.baseline()?,
@@ -88,8 +85,8 @@ fn main() {
             })
         })(),
         Cmd::Hold(h) => (|| {
-            let s = names::Sched::parse(&h.sched)?;
-            let v = names::Variant::parse(&h.variant)?;
+            let s = scx_contract::names::Scheduler::parse(&h.sched)?;
+            let v = scx_contract::names::Variant::parse(&h.variant)?;
             hold::hold(s, v, &h.cleanup()?, &h.kernel_btf)
         })(),
         Cmd::Watch(w) => (|| {
@@ -102,10 +99,10 @@ fn main() {
         Cmd::Selftest => selftest::selftest(),
         Cmd::Info(i) => info(&i.kernel_btf),
         Cmd::Cycle(c) => (|| {
-            let s = names::Sched::parse(&c.sched)?;
-            let v = names::Variant::parse(&c.variant)?;
+            let s = scx_contract::names::Scheduler::parse(&c.sched)?;
+            let v = scx_contract::names::Variant::parse(&c.variant)?;
             let hold = cli::seconds("hold", c.hold)?;
-            cycle::cycle(s, v, c.count, hold, &config::Cleanup::default(), &c.kernel_btf)
+            cycle::cycle(s, v, c.count, hold, &scx_contract::config::Cleanup::default(), &c.kernel_btf)
         })(),
         Cmd::Bench(b) => bench::run(b, std::path::PathBuf::from("/sys/kernel/btf/vmlinux")),
         Cmd::ChurnWorker(c) => cli::seconds("duration", c.duration)
@@ -122,11 +119,11 @@ fn main() {
 }
 
 fn info(kernel_btf: &std::path::Path) -> anyhow::Result<i32> {
-    use names::{Sched, Variant, WorkloadKind};
+    use scx_contract::names::{Scheduler, Variant, Workload};
     let list = |v: Vec<&str>| v.join(" ");
-    println!("schedulers: {}", list(Sched::ALL.iter().map(|s| s.as_str()).collect()));
+    println!("schedulers: {}", list(Scheduler::ALL.iter().map(|s| s.as_str()).collect()));
     println!("variants: {}", list(Variant::ALL.iter().map(|s| s.as_str()).collect()));
-    println!("workloads: {}", list(WorkloadKind::ALL.iter().map(|s| s.as_str()).collect()));
+    println!("workloads: {}", list(Workload::ALL.iter().map(|s| s.as_str()).collect()));
     println!("sched_ext: {}", sched::state());
     match btf::has_func(kernel_btf, sched::HELPER) {
         Ok(h) => println!("helper {}: {}", sched::HELPER, if h { "present" } else { "absent" }),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::exit::{NOT_CLEAN, OK};
-use crate::names::is_our_ops_name;
+use scx_contract::names::is_our_ops_name;
 use crate::{cgroup, kmsg, maps, procs, sched, trace};
 
 pub const OUR_MAPS: &[&str] = &["tracked_tasks"];

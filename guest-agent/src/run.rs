@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use crate::cgroup;
-use crate::config::Config;
-use crate::csv::CsvWriter;
+use scx_contract::config::Config;
+use scx_contract::sample::SampleWriter;
 use crate::exit::{self, code_of};
 use crate::kmsg::{self, Kmsg};
 use crate::maps;
-use crate::names::{Sched, Variant, WorkloadKind};
+use scx_contract::names::{Scheduler, Variant, Workload};
 use crate::runinfo::RunInfo;
 use crate::sampler::{MapSource, Sampler};
 use crate::sched::{self, LoadOpts, Running};
@@ -24,9 +24,9 @@ use crate::trace::TraceReader;
 use crate::workload;
 
 pub struct RunArgs {
-    pub sched: Sched,
+    pub sched: Scheduler,
     pub variant: Variant,
-    pub workload: WorkloadKind,
+    pub workload: Workload,
     pub duration: Duration,
     pub interval: Duration,
     /// sampling with no workload before it starts (leakcheck)
@@ -42,7 +42,7 @@ pub struct RunArgs {
 
 /// What a run needs besides its scheduler; shared with `run-bin`.
 pub struct Drive<'a> {
-    pub workload: WorkloadKind,
+    pub workload: Workload,
     pub config: &'a Config,
     pub duration: Duration,
     pub interval: Duration,
@@ -104,8 +104,8 @@ pub fn unload(info: &mut RunInfo, s: &mut dyn Running, wait: Duration) {
     }
     info.counters = Some(s.counters());
     if let Some(e) = s.exit_info() {
-        info.exit_kind = e.kind_name();
-        info.exit_reason = e.describe();
+        info.core.exit_kind = Some(e.kind_name());
+        info.core.exit_reason = Some(e.describe());
         if e.is_error() {
             info.fail(format!("scheduler error ({}): {}", e.kind_name(), e.describe()));
         }
@@ -144,7 +144,7 @@ pub fn frame(
             if let Some(f) = b.failure {
                 info.fail(f);
             }
-            info.workload_metric = Some(b.outcome.metric);
+            info.core.workload_metric = Some(b.outcome.metric);
             if let Some(e) = b.outcome.error {
                 info.workload_error = Some(e.clone());
                 info.fail(format!("workload: {e}"));
@@ -166,15 +166,15 @@ pub fn frame(
     for l in &lines {
         writeln!(dmesg, "{l}")?;
     }
-    info.splats = kmsg::splats(&lines);
-    if let Some(first) = info.splats.first().cloned() {
+    info.core.splats = kmsg::splats(&lines);
+    if let Some(first) = info.core.splats.first().cloned() {
         info.fail(format!("kernel splat: {first}"));
     }
 
     let json = serde_json::to_string_pretty(&info)?;
     fs::write(d.out.join("run.json"), json + "\n")?;
-    if info.status != "ok" {
-        eprintln!("agent: run failed: {}", info.failure.as_deref().unwrap_or("?"));
+    if info.core.failed() {
+        eprintln!("agent: run failed: {}", info.core.failure.as_deref().unwrap_or("?"));
         if code == exit::OK {
             code = exit::FAILED;
         }
@@ -192,7 +192,7 @@ pub fn frame(
 /// Sample while the workload runs; stop early if the scheduler dies.
 pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Result<BodyResult> {
     let t0 = Instant::now();
-    let mut csv = CsvWriter::create(&a.out.join("run.csv"))?;
+    let mut csv = SampleWriter::create(&a.out.join("run.csv"))?;
     let mi = maps::info(s.tracked_map())?;
     let value_size = maps::walk_value_size(&mi);
     let mut sampler = Sampler::new();
@@ -211,7 +211,7 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
         }
     };
     let mut churning = false;
-    let mut take = |s: &dyn Running, csv: &mut CsvWriter, churning: bool| -> Result<()> {
+    let mut take = |s: &dyn Running, csv: &mut SampleWriter, churning: bool| -> Result<()> {
         let t = Instant::now();
         let map = MapSource { fd: s.tracked_map(), key_size: mi.key_size, value_size };
         let elapsed = t0.elapsed().as_secs_f64();

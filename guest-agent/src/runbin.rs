@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::config::Config;
-use crate::names::WorkloadKind;
+use scx_contract::config::Config;
+use scx_contract::names::Workload;
 use crate::run::{self, Drive};
 use crate::runinfo::RunInfo;
 use crate::sched;
@@ -21,7 +21,7 @@ pub struct BinArgs {
     pub bin_args: Vec<String>,
     pub map_name: Option<String>,
     pub variant: String,
-    pub workload: WorkloadKind,
+    pub workload: Workload,
     pub duration: Duration,
     pub interval: Duration,
     pub baseline: Duration,

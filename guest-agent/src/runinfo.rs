@@ -1,34 +1,22 @@
-//! run.json (docs/results.md): what the run was and how it ended. Fields
-//! past `splats` are extras for people and tools that want more; the
-//! report ignores what it does not know.
+//! run.json (docs/results.md): what the run was and how it ended. The
+//! documented core is the contract's RunCore; the fields after it are
+//! extras for people and tools that want more.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::config::Config;
+use scx_contract::config::Config;
+use scx_contract::run::{RunCore, STATUS_OK};
+
 use crate::run::Drive;
 use crate::sched::{Counters, LoadReport};
 use crate::usersched::BinReport;
-use crate::workload::Metric;
 
 #[derive(Debug, Serialize)]
 pub struct RunInfo {
-    pub scheduler: String,
-    pub workload: String,
-    pub variant: String,
-    pub iteration: u32,
-    pub status: &'static str,
-    pub failure: Option<String>,
-    pub exit_kind: String,
-    pub exit_reason: String,
-    pub workload_metric: Option<Metric>,
-    pub duration_s: f64,
-    pub interval_s: f64,
-    pub started_unix: u64,
-    pub accel: String,
-    pub reset: String,
-    pub splats: Vec<String>,
+    #[serde(flatten)]
+    pub core: RunCore,
     // extras
     pub ops_name: String,
     pub load: Option<LoadReport>,
@@ -49,23 +37,25 @@ pub struct RunInfo {
 impl RunInfo {
     /// A run that has not started yet: status ok until something fails.
     pub fn new(scheduler: &str, variant: &str, d: &Drive<'_>, iteration: u32, accel: &str, reset: &str) -> RunInfo {
-        let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         RunInfo {
-            scheduler: scheduler.into(),
-            workload: d.workload.as_str().into(),
-            variant: variant.into(),
-            iteration,
-            status: "ok",
-            failure: None,
-            exit_kind: "NONE".into(),
-            exit_reason: String::new(),
-            workload_metric: None,
-            duration_s: d.duration.as_secs_f64(),
-            interval_s: d.interval.as_secs_f64(),
-            started_unix,
-            accel: accel.into(),
-            reset: reset.into(),
-            splats: Vec::new(),
+            core: RunCore {
+                scheduler: Some(scheduler.into()),
+                workload: Some(d.workload.as_str().into()),
+                variant: Some(variant.into()),
+                iteration: Some(iteration),
+                status: Some(STATUS_OK.into()),
+                failure: None,
+                exit_kind: Some("NONE".into()),
+                exit_reason: Some(String::new()),
+                workload_metric: None,
+                duration_s: Some(d.duration.as_secs_f64()),
+                interval_s: Some(d.interval.as_secs_f64()),
+                started_unix: Some(started_unix),
+                accel: Some(accel.into()),
+                reset: Some(reset.into()),
+                splats: Vec::new(),
+            },
             ops_name: String::new(),
             load: None,
             counters: None,
@@ -82,11 +72,6 @@ impl RunInfo {
 
     /// Record the first reason the run failed; later ones are consequences.
     pub fn fail(&mut self, why: impl Into<String>) {
-        if self.failure.is_none() {
-            let why: String = why.into();
-            // one line, as the contract says
-            self.failure = Some(why.lines().next().unwrap_or("").to_string());
-        }
-        self.status = "failed";
+        self.core.fail(why)
     }
 }

@@ -4,7 +4,7 @@
 
 use std::os::fd::BorrowedFd;
 
-use crate::csv::Sample;
+use scx_contract::sample::{SchedState, Sample};
 use crate::maps;
 use crate::sched::{self, Counters};
 use crate::storagecount::{is_local_storage, StorageCounter};
@@ -112,7 +112,7 @@ impl Sampler {
             scans: c.scans,
             scan_timeouts: c.scan_timeouts,
             scan_max_ns: c.max_scan_ns,
-            sched_state: sched::state(),
+            sched_state: SchedState::from_sysfs(&sched::state()),
             nr_tasks: loadavg_tasks(&load).unwrap_or(0),
             false_evictions: c.false_evictions,
             track_ns: c.track_ns,

@@ -12,9 +12,9 @@ use anyhow::Result;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::Link;
 
-use crate::config::Cleanup;
+use scx_contract::config::Cleanup;
 use crate::exit::{Exit, BAD_INPUT, LOAD_FAILED};
-use crate::names::{Sched, Variant};
+use scx_contract::names::{Scheduler, Variant};
 use crate::{btf, skel, verifier};
 
 pub const HELPER: &str = "scx_bpf_map_scan_timeout";
@@ -173,7 +173,7 @@ macro_rules! builds {
     ($( $sched:ident $variant:ident => $module:ident, $Builder:ident, $Skel:ident; )*) => {
         /// Load and attach `sched`/`variant`, run `f` with it, detach.
         pub fn with_scheduler<R>(
-            sched: Sched,
+            sched: Scheduler,
             variant: Variant,
             opts: &LoadOpts<'_>,
             f: impl FnOnce(&mut dyn Running, LoadReport) -> Result<R>,
@@ -191,7 +191,7 @@ macro_rules! builds {
             }
             verifier::take();
             match (sched, variant) {
-                $( (Sched::$sched, Variant::$variant) => {
+                $( (Scheduler::$sched, Variant::$variant) => {
                     struct Loaded<'o> {
                         skel: skel::$module::$Skel<'o>,
                         link: Option<Link>,
@@ -256,7 +256,7 @@ macro_rules! builds {
                     }
                     // 6.12 wants SCX_OPS_HAS_CGROUP_WEIGHT from a cgroup scheduler;
                     // later kernels dropped the flag and refuse unknown ones.
-                    if sched == Sched::Flatcg {
+                    if sched == Scheduler::Flatcg {
                         if let Ok(Some(f)) = crate::btf::enum_value(opts.kernel_btf, "scx_ops_flags", "SCX_OPS_HAS_CGROUP_WEIGHT") {
                             open.struct_ops.sched_ops_mut().flags |= f;
                         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::btf;
-use crate::csv::CsvWriter;
+use scx_contract::sample::{SampleWriter, SchedState};
 use crate::exit::{Exit, FAILED};
 use crate::maps::{self, MapInfo};
 use crate::sampler::{MapSource, Sampler};
@@ -94,7 +94,7 @@ pub fn watch(name: &str, interval: Duration, duration: Option<Duration>, out: &P
         if bss.is_some() { ", counters from its .bss" } else { ", no counters found" }
     );
 
-    let mut csv = CsvWriter::create(out)?;
+    let mut csv = SampleWriter::create(out)?;
     let mut sampler = Sampler::new();
     let was_enabled = sched::state() == "enabled";
     let t0 = Instant::now();
@@ -109,7 +109,7 @@ pub fn watch(name: &str, interval: Duration, duration: Option<Duration>, out: &P
         csv.write(&row)?;
         // we hold the map open, so it cannot vanish: stop when its
         // scheduler is gone instead
-        if was_enabled && row.sched_state == "disabled" {
+        if was_enabled && row.sched_state == SchedState::Disabled {
             eprintln!("watch: the scheduler was unloaded; stopping");
             break;
         }

@@ -17,20 +17,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::cgroup::{self, Cgroups, Leaf};
-use crate::config::Workloads;
-use crate::names::WorkloadKind;
+use scx_contract::config::Workloads;
+use scx_contract::names::Workload;
+use scx_contract::run::WorkloadMetric;
 
-/// The workload's figure of merit, as run.json records it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Metric {
-    pub name: &'static str,
-    pub value: Option<f64>,
-    pub higher_is_better: bool,
-}
 
 #[derive(Debug)]
 pub struct Outcome {
-    pub metric: Metric,
+    pub metric: WorkloadMetric,
     /// why the workload did not do its job, if it did not
     pub error: Option<String>,
 }
@@ -82,7 +76,7 @@ fn run_child(cmd: &mut Command, leaf: &Leaf, log: &Log, pid: &AtomicI32) -> Resu
 }
 
 pub struct Running {
-    kind: WorkloadKind,
+    kind: Workload,
     stop: Arc<AtomicBool>,
     pids: Vec<Arc<AtomicI32>>,
     threads: Vec<JoinHandle<Part>>,
@@ -106,7 +100,7 @@ fn secs(d: f64, run: Duration) -> Duration {
 }
 
 pub fn start(
-    kind: WorkloadKind,
+    kind: Workload,
     cfg: &Workloads,
     cgroups: &Cgroups,
     run_duration: Duration,
@@ -118,16 +112,16 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let n = cgroups.leaves.len();
     let duration = match kind {
-        WorkloadKind::StressNg => secs(cfg.stress_ng.duration_s, run_duration),
-        WorkloadKind::Hackbench => run_duration,
-        WorkloadKind::CustomChurn => secs(cfg.churn.duration_s, run_duration),
-        WorkloadKind::CgroupChurn => secs(cfg.cgroup_churn.duration_s, run_duration),
+        Workload::StressNg => secs(cfg.stress_ng.duration_s, run_duration),
+        Workload::Hackbench => run_duration,
+        Workload::CustomChurn => secs(cfg.churn.duration_s, run_duration),
+        Workload::CgroupChurn => secs(cfg.cgroup_churn.duration_s, run_duration),
     };
     let deadline = Instant::now() + duration;
     let mut pids = Vec::new();
     let mut threads = Vec::new();
 
-    if kind == WorkloadKind::CgroupChurn {
+    if kind == Workload::CgroupChurn {
         // one runner, beside the run's cgroups: it makes its own
         let weights: Vec<u32> = cgroups.leaves.iter().map(|l| l.weight).collect();
         let (log, stop2, cfg, weighted) = (log.clone(), stop.clone(), cfg.clone(), cgroups.weighted);
@@ -145,7 +139,7 @@ pub fn start(
         let t = std::thread::Builder::new()
             .name(format!("workload-{}", leaf.name))
             .spawn(move || match kind {
-                WorkloadKind::StressNg => {
+                Workload::StressNg => {
                     let mut cmd = Command::new("stress-ng");
                     cmd.arg("--fork")
                         .arg(split(cfg.stress_ng.processes, i, n).to_string())
@@ -154,7 +148,7 @@ pub fn start(
                         .arg("--metrics-brief");
                     one_shot(&mut cmd, &leaf, &log, &pid, parse_stress_ng)
                 }
-                WorkloadKind::CustomChurn => {
+                Workload::CustomChurn => {
                     let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
                     let mut cmd = Command::new(exe);
                     cmd.arg("churn-worker")
@@ -168,8 +162,8 @@ pub fn start(
                         .arg(format!("{:.3}", duration.as_secs_f64()));
                     one_shot(&mut cmd, &leaf, &log, &pid, parse_churn)
                 }
-                WorkloadKind::Hackbench => hackbench_loop(&cfg, &leaf, &log, &pid, &stop, deadline),
-                WorkloadKind::CgroupChurn => unreachable!("started above"),
+                Workload::Hackbench => hackbench_loop(&cfg, &leaf, &log, &pid, &stop, deadline),
+                Workload::CgroupChurn => unreachable!("started above"),
             })?;
         threads.push(t);
     }
@@ -285,7 +279,7 @@ fn cgroup_churn_loop(cfg: &Workloads, weights: &[u32], weighted: bool, log: &Log
 }
 
 /// Make one cgroup, run the short tasks in it, wait for them, remove it.
-fn one_cgroup(c: &crate::config::CgroupChurn, leaf: &Leaf, weighted: bool) -> Result<()> {
+fn one_cgroup(c: &scx_contract::config::CgroupChurn, leaf: &Leaf, weighted: bool) -> Result<()> {
     std::fs::create_dir(&leaf.path).with_context(|| format!("creating {}", leaf.path.display()))?;
     let result = (|| -> Result<()> {
         if weighted {
@@ -368,12 +362,12 @@ impl Running {
 
 /// Combine per-cgroup results into the run's metric: throughputs add up
 /// (stress-ng, churn), hackbench times are averaged over all runs.
-fn summarize(kind: WorkloadKind, values: &[f64], errors: Vec<String>) -> Outcome {
+fn summarize(kind: Workload, values: &[f64], errors: Vec<String>) -> Outcome {
     let (name, higher, value) = match kind {
-        WorkloadKind::StressNg => ("stressng_bogo_ops_s", true, sum(values)),
-        WorkloadKind::CustomChurn => ("churn_tasks_per_s", true, sum(values)),
-        WorkloadKind::CgroupChurn => ("cgroups_per_s", true, sum(values)),
-        WorkloadKind::Hackbench => (
+        Workload::StressNg => ("stressng_bogo_ops_s", true, sum(values)),
+        Workload::CustomChurn => ("churn_tasks_per_s", true, sum(values)),
+        Workload::CgroupChurn => ("cgroups_per_s", true, sum(values)),
+        Workload::Hackbench => (
             "hackbench_time_s",
             false,
             (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64),
@@ -383,7 +377,7 @@ fn summarize(kind: WorkloadKind, values: &[f64], errors: Vec<String>) -> Outcome
     if value.is_none() && error.is_none() {
         error = Some("the workload produced no result".into());
     }
-    Outcome { metric: Metric { name, value, higher_is_better: higher }, error }
+    Outcome { metric: WorkloadMetric { name: name.into(), value, higher_is_better: higher }, error }
 }
 
 fn sum(v: &[f64]) -> Option<f64> {
@@ -486,14 +480,14 @@ signaling 800 worker threads to terminate\nTime: 2.588\n";
 
     #[test]
     fn summaries() {
-        let o = summarize(WorkloadKind::Hackbench, &[1.0, 2.0, 3.0], vec![]);
+        let o = summarize(Workload::Hackbench, &[1.0, 2.0, 3.0], vec![]);
         assert_eq!(o.metric.value, Some(2.0));
         assert!(!o.metric.higher_is_better);
         assert!(o.error.is_none());
-        let o = summarize(WorkloadKind::StressNg, &[10.0, 5.5], vec![]);
+        let o = summarize(Workload::StressNg, &[10.0, 5.5], vec![]);
         assert_eq!(o.metric.value, Some(15.5));
         assert_eq!(o.metric.name, "stressng_bogo_ops_s");
-        let o = summarize(WorkloadKind::CustomChurn, &[], vec![]);
+        let o = summarize(Workload::CustomChurn, &[], vec![]);
         assert_eq!(o.metric.value, None);
         assert!(o.error.is_some());
     }

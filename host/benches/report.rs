@@ -6,7 +6,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use scx_vmctl::report::{self, collect, csv, runstats::SeriesStats, splat};
+use scx_contract::sample as csv;
+use scx_vmctl::report::{self, collect, runstats::SeriesStats, splat};
 
 /// A run of `n` samples (0.1 s apart): control-like growth with noise, or a
 /// test-like plateau with evictions.

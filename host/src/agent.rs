@@ -48,8 +48,11 @@ pub fn agent_id(vmlinux_h: &Path) -> Result<String> {
     let mut h = Sha256::new();
     h.update(RECIPE_VERSION);
     h.update(std::fs::read(vmlinux_h).with_context(|| format!("cannot read {}", vmlinux_h.display()))?);
-    hash_tree(&mut h, &src, &src.join("guest-agent"))?;
-    hash_tree(&mut h, &src, &src.join("bpf"))?;
+    // the agent is built from these trees: its own, the contract it shares
+    // with the host, and the BPF sources
+    for dir in ["guest-agent", "contract", "bpf"] {
+        hash_tree(&mut h, &src, &src.join(dir))?;
+    }
     h.update(std::fs::read(src.join("Cargo.lock")).unwrap_or_default());
     Ok(hex::encode(h.finalize())[..16].to_string())
 }

@@ -3,9 +3,9 @@
 //! file, line and the keys that would have been valid.
 
 use anyhow::{bail, Context, Result};
+use scx_contract::config::{Cleanup, Workloads};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 pub const DEFAULT_YAML: &str = include_str!("../../config/default.yaml");
@@ -15,9 +15,11 @@ pub const DEFAULT_YAML: &str = include_str!("../../config/default.yaml");
 pub struct Config {
     pub vm: VmConfig,
     pub experiment: ExperimentConfig,
-    pub cleanup: CleanupConfig,
-    /// Per-workload parameters, passed to the guest agent as they are.
-    pub workloads: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// The helper's cleanup settings, passed to the guest agent.
+    pub cleanup: Cleanup,
+    /// Per-workload parameters, passed to the guest agent (the contract's
+    /// type, so a wrong value is refused here, with its file and line).
+    pub workloads: Workloads,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -39,14 +41,6 @@ pub struct ExperimentConfig {
     pub variants: Vec<String>,
     pub reset: String,
     pub run_slack_s: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CleanupConfig {
-    pub interval_ms: u64,
-    pub timeout_us: u64,
-    pub max_age_ms: u64,
 }
 
 impl Config {
@@ -72,6 +66,7 @@ impl Config {
     pub fn from_layers(layers: &[(&str, &str)]) -> Result<Config> {
         let defaults: Value = serde_yaml_ng::from_str(DEFAULT_YAML).expect("embedded default.yaml parses");
         let mut merged = Value::Null;
+        let mut cfg = None;
         for (name, text) in layers {
             let v: Value = serde_yaml_ng::from_str(text).map_err(|e| {
                 let loc = e.location().map(|l| format!(":{}", l.line())).unwrap_or_default();
@@ -82,8 +77,16 @@ impl Config {
             }
             check_keys(&v, &defaults, "", name, text)?;
             merge(&mut merged, v);
+            // typed after every layer, so a wrong value is named in the file
+            // (and at the line) that set it
+            let typed: Result<Config, _> = serde_path_to_error::deserialize(merged.clone());
+            cfg = Some(typed.map_err(|e| {
+                let path = e.path().to_string();
+                let line = find_path_line(text, &path).map(|l| format!(":{l}")).unwrap_or_default();
+                anyhow::anyhow!("{name}{line}: invalid configuration value for `{path}`: {}", e.into_inner())
+            })?);
         }
-        let cfg: Config = serde_yaml_ng::from_value(merged).context("invalid configuration value")?;
+        let cfg = cfg.context("no configuration layer")?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -121,6 +124,8 @@ impl Config {
         if self.cleanup.interval_ms == 0 || self.cleanup.max_age_ms == 0 {
             bail!("cleanup.interval_ms and cleanup.max_age_ms must be > 0");
         }
+        // the agent's own checks, here before a guest is booted
+        scx_contract::config::Config { workloads: self.workloads.clone(), cleanup: self.cleanup.clone() }.validate()?;
         Ok(())
     }
 }
@@ -155,6 +160,16 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
     .map(|i| i + 1)
 }
 
+/// The line of a dotted key path (`workloads.hackbench.groups`): each key
+/// searched for after its parent's line.
+fn find_path_line(text: &str, path: &str) -> Option<usize> {
+    let mut from = 0;
+    for key in path.split('.') {
+        from += find_key_line(&text.lines().skip(from).collect::<Vec<_>>().join("\n"), key)?;
+    }
+    (from > 0).then_some(from)
+}
+
 fn merge(into: &mut Value, from: Value) {
     match (into, from) {
         (Value::Mapping(a), Value::Mapping(b)) => {
@@ -182,7 +197,7 @@ mod tests {
         assert_eq!(c.cleanup.timeout_us, 100);
         assert_eq!(c.cleanup.max_age_ms, 5000);
         assert_eq!(c.experiment.variants, vec!["control", "test"]);
-        assert!(c.workloads.contains_key("hackbench"));
+        assert_eq!(c.workloads, Workloads::default());
     }
 
     #[test]
@@ -225,7 +240,10 @@ mod tests {
             ("experiment:\n  variants: [control, tset]\n", "unknown variant `tset`"),
             ("experiment:\n  reset: reboot\n", "unknown reset mode"),
             ("vm:\n  accel: hvf\n", "unknown accelerator"),
-            ("vm:\n  cpus: many\n", "invalid configuration value"),
+            ("vm:\n  cpus: many\n", "u.yaml:2: invalid configuration value for `vm.cpus`"),
+            ("workloads:\n  hackbench:\n    groups: many\n", "u.yaml:3: invalid configuration value for `workloads.hackbench.groups`"),
+            ("experiment:\n  iterations: 2\nworkloads:\n  stress-ng:\n    duration_s: soon\n", "u.yaml:5: invalid configuration value for `workloads.stress-ng.duration_s`"),
+            ("workloads:\n  hackbench:\n    groups: 0\n", "groups, loops and fds must be at least 1"),
         ] {
             let err = format!("{:#}", Config::from_layers(&[("d", DEFAULT_YAML), ("u.yaml", yaml)]).unwrap_err());
             assert!(err.contains(want), "{yaml:?}: {err}");

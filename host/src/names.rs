@@ -1,89 +1,62 @@
-//! The closed sets of names users type: schedulers, variants, workloads, reset
-//! modes. A wrong name is answered with the list of valid ones.
+//! The closed sets of names users type. Schedulers, variants and workloads
+//! are the agent's too, so they live in the contract crate (one parser for
+//! both sides); the reset mode is the host's alone.
 
-use anyhow::{bail, Result};
+pub use scx_contract::names::{Scheduler, UnknownName, Variant, Workload};
+
 use std::fmt;
 
-macro_rules! name_enum {
-    ($ty:ident, $what:literal, { $($var:ident => $s:literal),+ $(,)? }) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-        pub enum $ty { $(#[serde(rename = $s)] $var),+ }
-
-        impl $ty {
-            pub const ALL: &'static [$ty] = &[$($ty::$var),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$var => $s),+ }
-            }
-
-            pub fn parse(s: &str) -> Result<$ty> {
-                match s {
-                    $($s => Ok($ty::$var),)+
-                    _ => bail!(
-                        "unknown {} `{}`; valid: {}",
-                        $what,
-                        s,
-                        [$($s),+].join(", ")
-                    ),
-                }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $ty {
-            type Err = anyhow::Error;
-            fn from_str(s: &str) -> Result<$ty> { $ty::parse(s) }
-        }
-    };
+/// How the guest is brought back to a clean state between runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ResetMode {
+    #[serde(rename = "overlay")]
+    Overlay,
+    #[serde(rename = "in-guest")]
+    InGuest,
 }
 
-name_enum!(Scheduler, "scheduler", {
-    Simple => "scx_simple",
-    Cfsish => "scx_cfsish",
-    Flatcg => "scx_flatcg",
-    Nest => "scx_nest",
-});
+impl ResetMode {
+    pub const ALL: &'static [ResetMode] = &[ResetMode::Overlay, ResetMode::InGuest];
 
-name_enum!(Variant, "variant", {
-    Control => "control",
-    Test => "test",
-    Bpfscan => "bpfscan",
-    Exitdel => "exitdel",
-    Taskstor => "taskstor",
-});
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetMode::Overlay => "overlay",
+            ResetMode::InGuest => "in-guest",
+        }
+    }
 
-name_enum!(Workload, "workload", {
-    StressNg => "stress-ng",
-    Hackbench => "hackbench",
-    CustomChurn => "custom-churn",
-    CgroupChurn => "cgroup-churn",
-});
+    pub fn parse(s: &str) -> Result<ResetMode, UnknownName> {
+        ResetMode::ALL.iter().copied().find(|m| m.as_str() == s).ok_or_else(|| UnknownName {
+            what: "reset mode",
+            given: s.to_string(),
+            valid: ResetMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
 
-name_enum!(ResetMode, "reset mode", {
-    Overlay => "overlay",
-    InGuest => "in-guest",
-});
+impl fmt::Display for ResetMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ResetMode {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<ResetMode, UnknownName> {
+        ResetMode::parse(s)
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_and_errors_list_valid_names() {
-        for s in Scheduler::ALL {
-            assert_eq!(Scheduler::parse(s.as_str()).unwrap(), *s);
+    fn reset_modes_round_trip_and_list_valid_names() {
+        for m in ResetMode::ALL {
+            assert_eq!(ResetMode::parse(m.as_str()).unwrap(), *m);
         }
-        let e = Scheduler::parse("scx_rusty").unwrap_err().to_string();
-        assert_eq!(e, "unknown scheduler `scx_rusty`; valid: scx_simple, scx_cfsish, scx_flatcg, scx_nest");
-        let e = Workload::parse("fio").unwrap_err().to_string();
-        assert!(e.contains("stress-ng, hackbench, custom-churn"), "{e}");
-        assert_eq!(Variant::parse("bpfscan").unwrap(), Variant::Bpfscan);
-        assert_eq!(Variant::parse("taskstor").unwrap(), Variant::Taskstor);
-        assert!(Variant::parse("exit").unwrap_err().to_string().ends_with("control, test, bpfscan, exitdel, taskstor"));
+        let e = ResetMode::parse("snapshot").unwrap_err().to_string();
+        assert_eq!(e, "unknown reset mode `snapshot`; valid: overlay, in-guest");
     }
 }

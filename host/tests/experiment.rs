@@ -26,7 +26,7 @@ fn short_experiment_then_refusal_then_resume() {
             assert!(g.join(v).join(f).exists(), "{v}/{f} missing");
         }
         let csv = std::fs::read_to_string(g.join(v).join("run1.csv")).unwrap();
-        assert!(csv.starts_with(&format!("{}\n", scx_vmctl::report::csv::HEADER)), "{csv}");
+        assert!(csv.starts_with(&format!("{}\n", scx_contract::sample::HEADER)), "{csv}");
         assert!(csv.lines().count() >= 8, "20 s at 2 s: {csv}");
         let run: serde_json::Value = serde_json::from_slice(&std::fs::read(g.join(v).join("run1.json")).unwrap()).unwrap();
         assert_eq!(run["status"], "ok");

@@ -4,7 +4,8 @@
 mod report_util;
 
 use report_util::{csv_text, put, run_json};
-use scx_vmctl::report::{self, csv::HEADER, Status};
+use scx_contract::sample::HEADER;
+use scx_vmctl::report::{self, Status};
 
 fn err_of(dir: &std::path::Path) -> String {
     format!("{:#}", report::summarize(dir).unwrap_err())

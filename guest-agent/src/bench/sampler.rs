@@ -15,10 +15,10 @@ use clap::Args;
 use libbpf_rs::libbpf_sys as sys;
 
 use super::Timings;
-use crate::config::Cleanup;
-use crate::csv::CsvWriter;
+use scx_contract::config::Cleanup;
+use scx_contract::sample::SampleWriter;
 use crate::maps;
-use crate::names::{Sched, Variant};
+use scx_contract::names::{Scheduler, Variant};
 use crate::sampler::{MapSource, Sampler};
 use crate::sched::{self, LoadOpts};
 
@@ -88,7 +88,7 @@ fn grow(fd: BorrowedFd<'_>, value_size: u32, want: u64) -> Result<u64> {
 }
 
 pub fn run(a: &SamplerArgs, kernel_btf: &Path) -> Result<SamplerResult> {
-    let (s, v) = (Sched::parse(&a.sched)?, Variant::parse(&a.variant)?);
+    let (s, v) = (Scheduler::parse(&a.sched)?, Variant::parse(&a.variant)?);
     ensure!(a.interval > 0.0 && a.samples > 0, "--interval and --samples must be positive");
     sched::check_sched_ext()?;
     let cleanup = Cleanup::default();
@@ -103,7 +103,7 @@ pub fn run(a: &SamplerArgs, kernel_btf: &Path) -> Result<SamplerResult> {
         let mi = maps::info(fd)?;
         let grown = grow(fd, mi.value_size, a.entries)?;
         eprintln!("bench sampler: {} attached, tracked_tasks holds {grown} entries", report.ops_name);
-        let mut csv = CsvWriter::create(&csv_path)?;
+        let mut csv = SampleWriter::create(&csv_path)?;
         let mut sampler = Sampler::new();
         std::fs::create_dir_all(&maps_dir)?;
         let mut all_maps =

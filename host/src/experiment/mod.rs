@@ -16,9 +16,7 @@ use crate::progress::Progress;
 use crate::vm::Vm;
 use anyhow::{bail, Context, Result};
 use guest_run::{Ending, GUEST_OUT};
-
-/// The agent's exit code for a scheduler that could not be loaded (guest-agent/src/exit.rs).
-const AGENT_LOAD_FAILED: i32 = 4;
+use scx_contract::exit::LOAD_FAILED as AGENT_LOAD_FAILED;
 use manifest::{KernelRef, Manifest, RunRecord};
 use plan::RunId;
 use std::collections::BTreeMap;

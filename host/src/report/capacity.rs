@@ -174,7 +174,7 @@ pub fn nice_down(x: f64) -> f64 {
         .unwrap_or(k)
 }
 
-fn late_samples(r: &RunSummary) -> Vec<&super::csv::Sample> {
+fn late_samples(r: &RunSummary) -> Vec<&scx_contract::sample::Sample> {
     let Some(last) = r.series.last() else {
         return Vec::new();
     };
@@ -477,7 +477,7 @@ pub fn annotate(criteria: &mut [Criterion], variants: &[VariantSummary], s: &Set
 mod tests {
     use super::*;
     use crate::report::collect::aggregate;
-    use crate::report::csv::{Sample, HEADER};
+    use scx_contract::sample::{Sample, HEADER};
     use crate::report::runstats::{tests::sample, SeriesStats};
 
     /// (elapsed_s, map_entries, evictions, scans, scan_timeouts, nr_tasks)

@@ -8,9 +8,10 @@ use anyhow::{Context, Result};
 
 use super::capacity;
 use super::criteria;
-use super::csv;
+use scx_contract::sample as csv;
 use super::layout::{GroupDir, RunFiles, VariantDir};
-use super::runinfo::RunInfo;
+use super::runinfo;
+use scx_contract::run::RunCore;
 use super::runstats::SeriesStats;
 use super::splat::{self, LogKind, Splat};
 use super::stats::{relative_change, Estimate};
@@ -22,7 +23,7 @@ use super::verifier;
 /// What reading one run produced besides its summary.
 struct RunRead {
     run: RunSummary,
-    info: Option<RunInfo>,
+    info: Option<RunCore>,
     splats: Vec<Splat>,
     logs: usize,
     note: Option<String>,
@@ -37,7 +38,7 @@ fn read_run(group: &Path, files: &RunFiles) -> Result<RunRead> {
         Some(p) => csv::parse_file(p)?,
         None => csv::CsvRun::default(),
     };
-    let info = files.json.as_deref().map(RunInfo::load).transpose()?;
+    let info = files.json.as_deref().map(runinfo::load).transpose()?;
     let mut splats = Vec::new();
     let mut logs = 0;
     for (path, kind) in [(&files.dmesg, LogKind::Dmesg), (&files.serial, LogKind::Serial)] {
@@ -301,7 +302,7 @@ pub fn group(gd: &GroupDir) -> Result<GroupSummary> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::runinfo::WorkloadMetric;
+    use scx_contract::run::WorkloadMetric;
 
     fn run(i: u32, status: &str, metric: Option<(&str, f64)>) -> RunSummary {
         RunSummary {

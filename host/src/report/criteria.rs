@@ -3,7 +3,7 @@
 //! reason.
 
 use super::fmt::{num, one_line, pct};
-use super::runinfo::exit_kind_is_error;
+use scx_contract::run::exit_kind_is_error;
 use super::runstats::{LATE_FRACTION, MIN_LATE_SAMPLES};
 use super::splat::{message_of, Splat};
 use super::summary::{Criterion, RunSummary, Status, VariantSummary};

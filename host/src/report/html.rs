@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::csv::Sample;
+use scx_contract::sample::Sample;
 use super::fmt::{duration_ns, escape_xml as esc, num, pct, signed_pct};
 use super::summary::{GroupSummary, Status, Summary, VariantSummary};
 use super::svg::{Plot, Series};

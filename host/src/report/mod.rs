@@ -22,7 +22,6 @@ pub mod baseline;
 pub mod capacity;
 pub mod collect;
 pub mod criteria;
-pub mod csv;
 pub mod fmt;
 pub mod html;
 pub mod junit;

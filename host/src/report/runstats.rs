@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::csv::{Sample, SchedState};
+use scx_contract::sample::{Sample, SchedState};
 use super::stats::{ls_slope, mean};
 
 /// The late window starts at this fraction of the run's last elapsed time.

@@ -9,8 +9,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::csv::Sample;
-use super::runinfo::WorkloadMetric;
+use scx_contract::sample::Sample;
+use scx_contract::run::WorkloadMetric;
 use super::runstats::SeriesStats;
 use super::splat::Splat;
 use super::stats::Estimate;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use scx_vmctl::report::csv::HEADER;
+use scx_contract::sample::HEADER;
 
 pub fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)

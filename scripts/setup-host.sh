@@ -47,7 +47,7 @@ apt-get install -y -qq --no-install-recommends "${qemu_suite[@]}" qemu-system-x8
 apt-get install -y -qq --no-install-recommends \
 	linux-source-6.12 make gcc flex bison bc libelf-dev libssl-dev dwarves patch xz-utils \
 	clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool pkg-config zlib1g-dev libzstd-dev \
-	mmdebstrap e2fsprogs ca-certificates git curl \
+	mmdebstrap e2fsprogs ca-certificates git curl openssh-client \
 	chromium >/dev/null
 
 if ! command -v npm >/dev/null; then

@@ -233,9 +233,11 @@ pub struct SshArgs {
 
 #[derive(Args, Debug)]
 pub struct CpArgs {
-    /// Source: a local path, or NAME:path in a guest
+    /// Source: a local path, or NAME:path in a guest (a file or a directory)
     pub src: String,
-    /// Destination directory: a local path, or NAME:path in a guest
+    /// Destination, local or NAME:path, by cp's rule: an existing directory
+    /// receives the source inside it; any other path is the copy's new name
+    /// (its parent must exist). `NAME:` alone is the guest's /root.
     pub dst: String,
 }
 

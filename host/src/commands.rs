@@ -9,7 +9,7 @@ use crate::paths;
 use crate::qemu::{self, VmSpec};
 use crate::ssh::{self, ToolKey};
 use crate::vm::{self, Launch, Vm};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,7 +29,10 @@ pub fn bad(e: anyhow::Error) -> anyhow::Error {
 }
 
 pub fn exit_code(e: &anyhow::Error) -> i32 {
-    if e.chain().any(|c| c.is::<BadInput>()) {
+    let bad_input = |c: &(dyn std::error::Error + 'static)| {
+        c.is::<BadInput>() || c.is::<scx_contract::names::UnknownName>() || c.is::<scx_contract::config::ConfigError>()
+    };
+    if e.chain().any(bad_input) {
         crate::exit::BAD_INPUT
     } else {
         crate::exit::TOOL_FAILED
@@ -312,10 +315,14 @@ async fn up(a: UpArgs) -> Result<i32> {
     println!("  qemu pid     {}", st.pid);
     println!("  run dir      {}", vm.files.dir.display());
     println!("connect:  scx-vmctl ssh {}      stop:  scx-vmctl down {}", st.spec.name, st.spec.name);
+    // plain ssh checks the same pinned key: a known_hosts file of one line
+    let known = vm.files.dir.join("known_hosts");
+    paths::write_atomic(&known, format!("[127.0.0.1]:{} {}\n", st.spec.ssh_port, st.host_key.trim()).as_bytes())?;
     println!(
-        "or:       ssh -i {} -p {} -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no root@127.0.0.1",
+        "or:       ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes root@127.0.0.1",
         tool_key()?.path.display(),
-        st.spec.ssh_port
+        st.spec.ssh_port,
+        known.display()
     );
     Ok(0)
 }
@@ -372,23 +379,53 @@ async fn cp(a: CpArgs) -> Result<i32> {
     match (split_remote(&a.src), split_remote(&a.dst)) {
         (Some(_), Some(_)) => bail!(BadInput("cp: copy between two guests is not supported; go through a local directory".into())),
         (None, None) => bail!(BadInput("cp: one side must be NAME:path in a guest (e.g. scx:/root)".into())),
-        (None, Some((name, dir))) => {
+        (None, Some((name, dst))) => {
             let src = Path::new(&a.src);
             if !src.exists() {
                 bail!(BadInput(format!("cp: {} does not exist", src.display())));
             }
             let vm = attach(name).await?;
             let s = vm.ssh().await?;
-            let dir = if dir.is_empty() { "/root" } else { dir };
-            s.upload(src, dir, None).await?;
+            let dst = if dst.is_empty() { "/root" } else { dst };
+            let (dir, new_name) = match s.path_kind(dst).await? {
+                Some(ssh::PathKind::Dir) => (dst.to_string(), None),
+                _ if dst.ends_with('/') => bail!(BadInput(format!("cp: {name}:{dst} is not a directory in the guest"))),
+                Some(ssh::PathKind::Other) if src.is_dir() => {
+                    bail!(BadInput(format!("cp: cannot copy directory {} onto file {name}:{dst}", src.display())))
+                }
+                _ => {
+                    let (parent, base) = split_parent(dst);
+                    if s.path_kind(&parent).await? != Some(ssh::PathKind::Dir) {
+                        bail!(BadInput(format!("cp: {name}:{parent} is not a directory in the guest (create it first)")));
+                    }
+                    (parent, Some(base))
+                }
+            };
+            s.upload(src, &dir, new_name.as_deref()).await?;
             s.close().await;
-            eprintln!("copied {} to {name}:{dir}", src.display());
+            eprintln!("copied {} to {name}:{}", src.display(), match &new_name {
+                Some(_) => dst.to_string(),
+                None => format!("{}/", dir.trim_end_matches('/')),
+            });
         }
         (Some((name, path)), None) => {
             let vm = attach(name).await?;
             let s = vm.ssh().await?;
+            let Some(kind) = s.path_kind(path).await? else {
+                bail!(BadInput(format!("cp: {name}:{path} does not exist in the guest")));
+            };
             let dest = Path::new(&a.dst);
-            let made = s.download(path, dest).await?;
+            let made = if dest.is_dir() {
+                s.download(path, dest).await?
+            } else {
+                if a.dst.ends_with('/') {
+                    bail!(BadInput(format!("cp: {} is not a directory", dest.display())));
+                }
+                if kind == ssh::PathKind::Dir && dest.exists() {
+                    bail!(BadInput(format!("cp: cannot copy directory {name}:{path} onto file {}", dest.display())));
+                }
+                download_as(&s, path, dest).await?
+            };
             s.close().await;
             for m in made {
                 eprintln!("copied {name}:{path} to {}", m.display());
@@ -396,6 +433,39 @@ async fn cp(a: CpArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// "/a/b/c" -> ("/a/b", "c"); "c" -> (".", "c"). Trailing slashes ignored.
+fn split_parent(p: &str) -> (String, String) {
+    let p = p.trim_end_matches('/');
+    match p.rsplit_once('/') {
+        Some(("", base)) => ("/".into(), base.into()),
+        Some((dir, base)) => (dir.into(), base.into()),
+        None => (".".into(), p.into()),
+    }
+}
+
+/// Download `remote` to the new local name `dest`: unpacked beside it in a
+/// private directory first, then renamed, so a failed copy leaves no half file.
+async fn download_as(s: &ssh::Ssh, remote: &str, dest: &Path) -> Result<Vec<PathBuf>> {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        bail!(BadInput(format!("cp: {} is not a directory (create it first)", parent.display())));
+    }
+    let tmp = parent.join(format!(".scx-vmctl-cp.{}", std::process::id()));
+    let result = async {
+        std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let made = s.download(remote, &tmp).await?;
+        let [top] = made.as_slice() else { bail!("cp: the guest sent {} top-level entries for {remote}", made.len()) };
+        std::fs::rename(top, dest).with_context(|| format!("cannot move the copy to {}", dest.display()))?;
+        Ok(vec![dest.to_path_buf()])
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
 }
 
 async fn status(a: NameArg) -> Result<i32> {

@@ -97,6 +97,13 @@ impl client::Handler for Pinned {
 }
 
 /// Output of a command run to completion.
+/// A guest path that exists: a directory, or anything else (a file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    Dir,
+    Other,
+}
+
 #[derive(Debug)]
 pub struct Output {
     pub status: u32,
@@ -265,6 +272,17 @@ impl Ssh {
             bail!("unpacking in the guest under {remote_dir} failed: {}", o.stderr_str().trim());
         }
         Ok(())
+    }
+
+    /// What `path` is in the guest (symlinks followed), None when it does not exist.
+    pub async fn path_kind(&self, path: &str) -> Result<Option<PathKind>> {
+        let q = quote(path);
+        let o = self.exec(&format!("if [ -d {q} ]; then echo dir; elif [ -e {q} ]; then echo other; else echo none; fi")).await?;
+        Ok(match o.stdout_str().trim() {
+            "dir" => Some(PathKind::Dir),
+            "other" => Some(PathKind::Other),
+            _ => None,
+        })
     }
 
     /// Copy guest file or directory `remote` into local directory `local_dir`.

@@ -45,7 +45,9 @@ pub fn unpack_safely(archive: &[u8], dest: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     let dest = dest.canonicalize()?;
     let mut ar = tar::Archive::new(archive);
-    ar.set_preserve_permissions(true);
+    // rwx bits only: we run as root, so a setuid/setgid bit from the guest's
+    // archive would hand the guest a privileged binary on the host
+    ar.set_preserve_permissions(false);
     ar.set_overwrite(true);
     let mut tops = Vec::new();
     for entry in ar.entries().context("not a tar stream")? {
@@ -105,6 +107,26 @@ mod tests {
         }
         out.resize(out.len() + 1024, 0);
         out
+    }
+
+    #[test]
+    fn setuid_setgid_and_sticky_bits_are_dropped() {
+        let t = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, mode) in [("suid", 0o4755), ("sgid", 0o2750), ("sticky", 0o1777)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(2);
+            h.set_mode(mode);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_cksum();
+            b.append_data(&mut h, name, &b"#!"[..]).unwrap();
+        }
+        let ar = b.into_inner().unwrap();
+        unpack_safely(&ar, t.path()).unwrap();
+        for (name, want) in [("suid", 0o755), ("sgid", 0o750), ("sticky", 0o777)] {
+            let mode = std::fs::metadata(t.path().join(name)).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, want, "{name}: {mode:o}");
+        }
     }
 
     #[test]

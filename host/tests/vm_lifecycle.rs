@@ -43,14 +43,50 @@ fn up_ssh_cp_status_down() {
     f.write_all(&buf).unwrap();
     drop(f);
     std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // cp's rule: a destination that is not an existing directory is the
+    // copy's new name; an existing directory receives it inside.
     env.ok(&["cp", src.to_str().unwrap(), "life1:/root/in"]);
-    let o = env.ok(&["ssh", "life1", "--", "sha256sum", "/root/in/rand.bin"]);
+    let o = env.ok(&["ssh", "life1", "--", "sha256sum", "/root/in"]);
+    assert_eq!(o.split_whitespace().next().unwrap(), sha256(&src), "/root/in is the file itself");
+    env.ok(&["ssh", "life1", "--", "mkdir", "/root/d"]);
+    env.ok(&["cp", src.to_str().unwrap(), "life1:/root/d"]);
+    let o = env.ok(&["ssh", "life1", "--", "sha256sum", "/root/d/rand.bin"]);
     assert_eq!(o.split_whitespace().next().unwrap(), sha256(&src));
-    let back = t.path().join("back");
+    let back = t.path().join("back.bin");
     env.ok(&["cp", "life1:/root/in", back.to_str().unwrap()]);
-    let got = back.join("in/rand.bin");
-    assert_eq!(sha256(&got), sha256(&src));
-    assert_eq!(std::fs::metadata(&got).unwrap().permissions().mode() & 0o777, 0o640);
+    assert!(back.is_file(), "back.bin is the file, not a directory");
+    assert_eq!(sha256(&back), sha256(&src));
+    assert_eq!(std::fs::metadata(&back).unwrap().permissions().mode() & 0o777, 0o640);
+    let host = t.path().join("hostname.txt");
+    env.ok(&["cp", "life1:/etc/hostname", host.to_str().unwrap()]);
+    assert!(!std::fs::read_to_string(&host).unwrap().trim().is_empty());
+    let into = t.path().join("into");
+    std::fs::create_dir(&into).unwrap();
+    env.ok(&["cp", "life1:/root/d", into.to_str().unwrap()]);
+    assert_eq!(sha256(&into.join("d/rand.bin")), sha256(&src), "an existing directory receives the copy inside");
+    for args in [
+        ["cp", src.to_str().unwrap(), "life1:/no/such/dir/x"],
+        ["cp", "life1:/root/nope", t.path().to_str().unwrap()],
+        ["cp", src.to_str().unwrap(), "life1:/root/in/"],
+    ] {
+        let o = env.run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).trim().lines().count(), 1, "one line: {}", stderr(&o));
+    }
+
+    // The plain-ssh hint `up` printed checks the pinned host key.
+    let hint = out.lines().find_map(|l| l.strip_prefix("or:")).expect("an ssh hint").trim().to_string();
+    assert!(hint.contains("StrictHostKeyChecking=yes") && !hint.contains("/dev/null"), "{hint}");
+    let mut argv: Vec<&str> = hint.split_whitespace().collect();
+    let host = argv.pop().unwrap();
+    let o = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .args(["-o", "BatchMode=yes", host, "cat", "/sys/kernel/sched_ext/state"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{hint}: {}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "disabled");
 
     // Status over QMP.
     let s = env.ok(&["status", "life1"]);

@@ -37,6 +37,42 @@ pub struct Live {
     pub last_entries: Option<String>,
 }
 
+/// How long a run waits for a paused VM (QMP STOP) to resume.
+pub const PAUSE_LIMIT: Duration = Duration::from_secs(30);
+
+/// What a QMP event means for a run in progress: the end of it, or nothing.
+/// A reset or a power-down request loses the run; a pause (STOP) is timed
+/// until RESUME, see [`paused_too_long`].
+pub fn on_event(ev: VmEvent, paused_at: &mut Option<Instant>) -> Option<Ending> {
+    match ev {
+        VmEvent::GuestPanicked => Some(Ending::Panicked),
+        VmEvent::Shutdown { reason, .. } => Some(Ending::VmGone(format!("guest shut down ({reason})"))),
+        VmEvent::Closed => Some(Ending::VmGone("QEMU exited".into())),
+        VmEvent::Reset => Some(Ending::VmGone("the guest was reset during the run (QMP RESET: a reboot or a triple fault)".into())),
+        VmEvent::Powerdown => Some(Ending::VmGone("the VM was asked to power off during the run (QMP POWERDOWN)".into())),
+        VmEvent::Stop => {
+            paused_at.get_or_insert_with(Instant::now);
+            None
+        }
+        VmEvent::Resume => {
+            *paused_at = None;
+            None
+        }
+    }
+}
+
+/// A VM paused for longer than [`PAUSE_LIMIT`] ends the run: its clock and
+/// the agent stand still, so waiting longer only hides the cause.
+pub fn paused_too_long(paused_at: Option<Instant>, now: Instant) -> Option<Ending> {
+    let since = paused_at?;
+    (now.duration_since(since) >= PAUSE_LIMIT).then(|| {
+        Ending::VmGone(format!(
+            "the VM has been paused for {} s (QMP STOP without RESUME: an I/O error stop, or `stop` on its monitor)",
+            PAUSE_LIMIT.as_secs()
+        ))
+    })
+}
+
 /// Follow a started agent until it ends. `alive` reports a dead QEMU.
 #[allow(clippy::too_many_arguments)]
 pub async fn follow(
@@ -53,19 +89,20 @@ pub async fn follow(
     let mut live = Live { csv: String::new(), reconnects: 0, last_entries: None };
     let mut partial = String::new();
     let poll = interval.min(Duration::from_secs(1)).max(Duration::from_millis(200));
+    let mut paused_at: Option<Instant> = None;
     loop {
         if *cancel.borrow() {
             return (Ending::Interrupted, live);
         }
         if let Some(rx) = events.as_mut() {
             while let Ok(ev) = rx.try_recv() {
-                match ev {
-                    VmEvent::GuestPanicked => return (Ending::Panicked, live),
-                    VmEvent::Shutdown { reason, .. } => return (Ending::VmGone(format!("guest shut down ({reason})")), live),
-                    VmEvent::Closed => return (Ending::VmGone("QEMU exited".into()), live),
-                    _ => {}
+                if let Some(end) = on_event(ev, &mut paused_at) {
+                    return (end, live);
                 }
             }
+        }
+        if let Some(end) = paused_too_long(paused_at, Instant::now()) {
+            return (end, live);
         }
         if let Some(why) = alive() {
             return (Ending::VmGone(why), live);
@@ -176,5 +213,40 @@ pub async fn guest_tail(ssh: &Ssh, path: &str, lines: usize) -> String {
     match ssh.exec(&format!("tail -n {lines} {}", quote(path))).await {
         Ok(o) => o.stdout_str().trim().to_string(),
         Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    fn gone(e: Option<Ending>) -> String {
+        match e {
+            Some(Ending::VmGone(why)) => why,
+            _ => panic!("not VmGone"),
+        }
+    }
+
+    #[test]
+    fn reset_and_powerdown_end_the_run_with_their_cause() {
+        let mut p = None;
+        assert!(gone(on_event(VmEvent::Reset, &mut p)).contains("QMP RESET"));
+        assert!(gone(on_event(VmEvent::Powerdown, &mut p)).contains("QMP POWERDOWN"));
+        assert!(matches!(on_event(VmEvent::GuestPanicked, &mut p), Some(Ending::Panicked)));
+        assert!(gone(on_event(VmEvent::Shutdown { guest: true, reason: "guest-shutdown".into() }, &mut p)).contains("guest-shutdown"));
+    }
+
+    #[test]
+    fn a_pause_is_timed_until_resume() {
+        let mut p = None;
+        assert!(on_event(VmEvent::Stop, &mut p).is_none());
+        let t0 = p.expect("STOP starts the clock");
+        assert!(paused_too_long(p, t0 + PAUSE_LIMIT / 2).is_none());
+        // a second STOP does not restart the clock
+        assert!(on_event(VmEvent::Stop, &mut p).is_none());
+        assert_eq!(p, Some(t0));
+        assert!(gone(paused_too_long(p, t0 + PAUSE_LIMIT)).contains("paused for 30 s"));
+        assert!(on_event(VmEvent::Resume, &mut p).is_none());
+        assert!(p.is_none() && paused_too_long(p, t0 + PAUSE_LIMIT * 2).is_none());
     }
 }

@@ -14,8 +14,9 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use clap::Args;
 
+use scx_contract::bench::{CountResult, Timings, Way};
+
 use super::fixture;
-use super::Timings;
 use crate::maps;
 
 #[derive(Args)]
@@ -31,29 +32,6 @@ pub struct CountArgs {
     pub bpftool_reps: u32,
 }
 
-#[derive(Debug, serde::Serialize)]
-pub struct Way {
-    /// entries this way counted (the last repetition)
-    pub count: u64,
-    pub timings: Timings,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct CountResult {
-    pub entries: u32,
-    pub map_id: u32,
-    /// maps::Counter: BPF_MAP_LOOKUP_BATCH, what the sampler does
-    pub agent_batch: Way,
-    /// maps::Counter's fallback: one BPF_MAP_GET_NEXT_KEY per entry
-    pub agent_next_key: Way,
-    /// bpftool map dump id N, output counted
-    pub bpftool: Way,
-    /// bpf_map_sum_elem_count from an iter/bpf_map program
-    pub kernel_elem_count: Way,
-    /// size of one bpftool dump, bytes
-    pub bpftool_output_bytes: usize,
-}
-
 /// Entries in `bpftool map dump` output: one `key:` line each (plain
 /// format) or one `"key":` member each (BTF-formatted maps).
 pub fn count_dump(text: &str) -> u64 {
@@ -63,7 +41,7 @@ pub fn count_dump(text: &str) -> u64 {
         .count() as u64
 }
 
-fn bpftool_dump(id: u32) -> Result<(u64, usize)> {
+fn bpftool_dump(id: u32) -> Result<(u64, u64)> {
     let out = Command::new("bpftool")
         .args(["map", "dump", "id", &id.to_string()])
         .stdin(Stdio::null())
@@ -72,7 +50,7 @@ fn bpftool_dump(id: u32) -> Result<(u64, usize)> {
         .context("cannot run bpftool (is it in the image?)")?;
     ensure!(out.status.success(), "bpftool map dump failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok((count_dump(&text), out.stdout.len()))
+    Ok((count_dump(&text), out.stdout.len() as u64))
 }
 
 pub fn run(a: &CountArgs) -> Result<CountResult> {

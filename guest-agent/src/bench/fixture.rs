@@ -8,20 +8,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use anyhow::{bail, ensure, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{ProgramInput, ProgramMut};
+use scx_contract::bench::Method;
 
 use crate::maps;
 use crate::skel::scan_bench::{ScanBenchSkel, ScanBenchSkelBuilder};
 
 /// The map sizes the object has (max_entries of map_1k, map_16k, map_256k).
 pub const SIZES: [u32; 3] = [1024, 16384, 262144];
-
-/// Which scan a call makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    Helper,
-    Bpfscan,
-}
 
 /// One call's outcome, as the program recorded it.
 #[derive(Debug, Clone, Copy)]
@@ -177,10 +170,7 @@ impl Fixture<'_> {
             bss.arg_max_age_ns = max_age_ns;
             bss.out_ret = 0x7fff_ffff; // proves the program ran
         }
-        let kind = match method {
-            Method::Helper => "helper",
-            Method::Bpfscan => "bpfscan",
-        };
+        let kind = method.as_str();
         self.prog(kind, size)?.test_run(ProgramInput::default()).with_context(|| format!("BPF_PROG_RUN of {kind}"))?;
         let b = self.skel.maps.bss_data.as_deref().context("bss is mmapped")?;
         ensure!(b.out_ret != 0x7fff_ffff, "{kind} did not run");

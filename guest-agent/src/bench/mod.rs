@@ -1,5 +1,6 @@
 //! `bench`: measurements made inside the guest, each printed as one JSON
 //! object on stdout for `scx-vmctl bench` (host/src/bench/) to collect.
+//! Those objects are scx_contract::bench's types, which the host parses.
 //! Timings here are guest-clock: under single-threaded TCG one host thread
 //! runs every vCPU in turn, so a duration includes time the vCPU waited.
 //!
@@ -70,53 +71,5 @@ pub fn pin_to_cpu0() {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(0, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-/// Summary of repeated timings, in ms.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Timings {
-    pub n: usize,
-    pub median_ms: f64,
-    pub mean_ms: f64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-}
-
-impl Timings {
-    pub fn of_ns(ns: &[u64]) -> Timings {
-        let mut v: Vec<f64> = ns.iter().map(|n| *n as f64 / 1e6).collect();
-        v.sort_by(|a, b| a.total_cmp(b));
-        let n = v.len();
-        let median = if n == 0 {
-            0.0
-        } else if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Timings {
-            n,
-            median_ms: median,
-            mean_ms: if n == 0 { 0.0 } else { v.iter().sum::<f64>() / n as f64 },
-            min_ms: v.first().copied().unwrap_or(0.0),
-            max_ms: v.last().copied().unwrap_or(0.0),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timings_median_and_extremes() {
-        let t = Timings::of_ns(&[3_000_000, 1_000_000, 2_000_000, 10_000_000]);
-        assert_eq!(t.n, 4);
-        assert_eq!(t.median_ms, 2.5);
-        assert_eq!(t.min_ms, 1.0);
-        assert_eq!(t.max_ms, 10.0);
-        assert_eq!(t.mean_ms, 4.0);
-        assert_eq!(Timings::of_ns(&[]).n, 0);
     }
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Result};
 use clap::Args;
 use libbpf_rs::libbpf_sys as sys;
+use scx_contract::bench::{SamplerResult, Timings};
 
-use super::Timings;
 use scx_contract::config::Cleanup;
 use scx_contract::sample::SampleWriter;
 use crate::maps;
@@ -39,24 +39,6 @@ pub struct SamplerArgs {
     /// where the sample lines go (on the disk, like run.csv: each line is synced)
     #[arg(long, default_value = "/root/bench-sampler.csv")]
     pub csv: std::path::PathBuf,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct SamplerResult {
-    pub ops_name: String,
-    pub interval_s: f64,
-    pub samples: u32,
-    pub map_entries_min: u64,
-    pub map_entries_max: u64,
-    /// CPU time of one sample (this thread)
-    pub cpu_per_sample: Timings,
-    /// wall time of one sample
-    pub wall_per_sample: Timings,
-    /// CPU time of the whole agent process from the first sample to the end of the last interval
-    pub process_cpu_ns: u64,
-    pub span_ns: u64,
-    /// CPU time of counting the map alone (the main part of a sample), measured after the span
-    pub count_cpu: Timings,
 }
 
 /// Made-up pids start above PID_MAX_LIMIT (4M), so no real task collides.

@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
 use clap::Args;
+use scx_contract::bench::{Method, ScanResult, SizeResult, Sweep, Throughput};
 
-use super::fixture::{self, Call, Fixture, Method};
+use super::fixture::{self, Call, Fixture};
 
 const ETIMEDOUT: i32 = 110;
 
@@ -58,73 +59,8 @@ const MAX_AGE_NS: u64 = 1_000_000_000;
 /// "Unbounded": no full pass takes this long.
 const UNBOUNDED_NS: u64 = 600 * 1_000_000_000;
 
-#[derive(Debug, serde::Serialize)]
-pub struct Throughput {
-    pub method: Method,
-    /// per call: ns in the call, entries evicted and visited
-    pub calls_ns: Vec<u64>,
-    pub evicted: u64,
-    /// entries visited per call: the map's size (checked for bpfscan)
-    pub visited: u64,
-    /// entries left after the call (== size - stale)
-    pub left: u64,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct Sweep {
-    pub method: Method,
-    pub timeout_ns: u64,
-    /// sweeps made (each from a refilled map); only the overrun sweeps repeat
-    pub rounds: u32,
-    pub calls: u64,
-    /// every stale entry evicted, in every round
-    pub complete: bool,
-    /// bpfscan: stopped after stall_calls calls in a row evicted nothing
-    pub stalled: bool,
-    /// over all rounds
-    pub evicted: u64,
-    /// entries left after the last round
-    pub left: u64,
-    /// sum of the calls' own durations (guest clock, in BPF)
-    pub in_calls_ns: u64,
-    /// wall time of the whole sweep including the BPF_PROG_RUN syscalls
-    pub wall_ns: u64,
-    pub timeouts: u64,
-    pub p50_call_ns: u64,
-    pub p99_call_ns: u64,
-    pub worst_call_ns: u64,
-    /// calls longer than timeout_ns
-    pub over_budget: u64,
-    /// calls no outside interrupt hit (nor any irq_work, on preallocated
-    /// maps): their overrun is the scan's own
-    pub quiet_calls: u64,
-    pub p99_quiet_call_ns: u64,
-    pub worst_quiet_call_ns: u64,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct SizeResult {
-    pub size: u32,
-    pub stale: u64,
-    pub throughput: Vec<Throughput>,
-    pub sweep: Vec<Sweep>,
-    /// budgeted sweeps of an all-stale map
-    pub drain: Vec<Sweep>,
-    /// budgeted sweeps (half stale) of the preallocated map of this size
-    pub overrun: Vec<Sweep>,
-    /// budgeted sweeps of this map holding only SPARSE_ENTRIES (largest size only)
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub sparse: Vec<Sweep>,
-}
-
 /// Entries in the sparse map: a handful in 256k buckets.
 const SPARSE_ENTRIES: u32 = 16;
-
-#[derive(Debug, serde::Serialize)]
-pub struct ScanResult {
-    pub max_age_ns: u64,
-    pub sizes: Vec<SizeResult>,
-}
 
 /// The calls a helper pass over a `size` map may take: the kernel's sweep
 /// walks at least 16 buckets or entries per call (HTAB_SWEEP_CLOCK_BATCH).

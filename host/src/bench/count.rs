@@ -2,42 +2,30 @@
 //! the sampler does every interval) against `bpftool map dump` plus counting
 //! (what the original scripts did), on a 16k-entry hash map.
 
-use super::Timings;
+use scx_contract::bench::CountResult;
 use serde::{Deserialize, Serialize};
 
 /// Goal: the agent counts at least this many times faster than bpftool.
 pub const GOAL_SPEEDUP: f64 = 50.0;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Way {
-    /// entries this way counted
-    pub count: u64,
-    pub timings: Timings,
-}
-
-/// The agent's `bench count` output, plus the ratios.
+/// The agent's `bench count` output (its fields inline in the report's
+/// JSON), plus the ratios.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Count {
-    pub entries: u32,
-    pub map_id: u32,
-    pub agent_batch: Way,
-    pub agent_next_key: Way,
-    pub bpftool: Way,
-    /// the kernel's own count (bpf_map_sum_elem_count from a map iterator): O(1)
-    pub kernel_elem_count: Way,
-    pub bpftool_output_bytes: u64,
+    #[serde(flatten)]
+    pub measured: CountResult,
     /// bpftool median / agent (batched) median
-    #[serde(default)]
     pub speedup: f64,
     /// bpftool median / agent (GET_NEXT_KEY fallback) median
-    #[serde(default)]
     pub speedup_next_key: f64,
 }
 
 impl Count {
-    pub fn derive(&mut self) {
-        self.speedup = super::ratio(self.bpftool.timings.median_ms, self.agent_batch.timings.median_ms);
-        self.speedup_next_key = super::ratio(self.bpftool.timings.median_ms, self.agent_next_key.timings.median_ms);
+    pub fn new(measured: CountResult) -> Count {
+        let m = &measured;
+        let speedup = super::ratio(m.bpftool.timings.median_ms, m.agent_batch.timings.median_ms);
+        let speedup_next_key = super::ratio(m.bpftool.timings.median_ms, m.agent_next_key.timings.median_ms);
+        Count { measured, speedup, speedup_next_key }
     }
 }
 
@@ -48,4 +36,30 @@ pub fn agent_args(short: bool) -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_agents_line_and_keeps_the_report_flat() {
+        let t = |median| format!(r#"{{"n":5,"median_ms":{median},"mean_ms":{median},"min_ms":{median},"max_ms":{median}}}"#);
+        let way = |median| format!(r#"{{"count":16384,"timings":{}}}"#, t(median));
+        let line = format!(
+            r#"{{"entries":16384,"map_id":7,"agent_batch":{},"agent_next_key":{},"bpftool":{},"kernel_elem_count":{},"bpftool_output_bytes":2179072}}"#,
+            way(2.0),
+            way(10.0),
+            way(500.0),
+            way(0.05)
+        );
+        let c = Count::new(serde_json::from_str::<CountResult>(&line).unwrap());
+        assert_eq!((c.speedup, c.speedup_next_key), (250.0, 50.0));
+        let report = serde_json::to_value(&c).unwrap();
+        assert_eq!(report["bpftool_output_bytes"], 2179072);
+        assert_eq!(report["agent_batch"]["timings"]["median_ms"], 2.0);
+        assert_eq!(report["speedup"], 250.0);
+        let back: Count = serde_json::from_value(report).unwrap();
+        assert_eq!(back.measured, c.measured);
+    }
 }

@@ -7,6 +7,7 @@ use super::machine::Machine;
 use super::overhead::{self, BootTimeline};
 use super::sampler::Sampler;
 use super::scan::Scan;
+use scx_contract::bench::{CountResult, SamplerResult, ScanResult};
 use crate::cli::VmArgs;
 use crate::config::Config;
 use crate::ssh::{join_argv, Ssh};
@@ -63,14 +64,11 @@ async fn measure(
     m.agent_id = agent.id.clone();
     m.guest_kernel = ssh.exec("uname -r").await?.stdout_str().trim().to_string();
     eprintln!("[bench] (a) counting a 16k-entry map: agent vs bpftool map dump");
-    let mut count: Count = agent_json(&ssh, &super::count::agent_args(short)).await?;
-    count.derive();
+    let count = Count::new(agent_json::<CountResult>(&ssh, &super::count::agent_args(short)).await?);
     eprintln!("[bench] (c) helper vs pure-BPF eviction");
-    let mut scan: Scan = agent_json(&ssh, &super::scan::agent_args(short, cfg.cleanup.timeout_us)).await?;
-    scan.derive();
+    let scan = Scan::new(agent_json::<ScanResult>(&ssh, &super::scan::agent_args(short, cfg.cleanup.timeout_us)).await?);
     eprintln!("[bench] (b) sampler CPU time with scx_simple loaded");
-    let mut sampler: Sampler = agent_json(&ssh, &super::sampler::agent_args(short)).await?;
-    sampler.derive();
+    let sampler = Sampler::new(agent_json::<SamplerResult>(&ssh, &super::sampler::agent_args(short)).await?);
     ssh.close().await;
     Ok((count, scan, sampler))
 }

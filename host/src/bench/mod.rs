@@ -7,7 +7,10 @@
 //! - workload.rs  (d) hackbench time, test vs control, with 95% CIs
 //! - overhead.rs  (e) run overhead beyond the workload, QEMU start to SSH
 //!
-//! guest.rs runs (a)-(c) in one VM; (d) and (e) come from one real
+//! guest.rs runs (a)-(c) in one VM and parses what the agent prints, the
+//! types of scx_contract::bench; count.rs, sampler.rs and scan.rs wrap them
+//! with what the host derives (speedups, shares of a vCPU, rates, ratios),
+//! the agent's fields inline in the report. (d) and (e) come from one real
 //! `experiment`. Results: a table on stdout and, with --json, the JSON
 //! described in README.md "Performance". Goals are reported, never enforced:
 //! the exit code is 0 whenever every measurement was taken and its counts
@@ -29,16 +32,6 @@ use serde::{Deserialize, Serialize};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub const BENCH_VERSION: u32 = 1;
-
-/// Repeated timings, ms (the agent's Timings).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Timings {
-    pub n: usize,
-    pub median_ms: f64,
-    pub mean_ms: f64,
-    pub min_ms: f64,
-    pub max_ms: f64,
-}
 
 /// a / b, 0 when b is 0 (a missing side must not print as infinity).
 pub fn ratio(a: f64, b: f64) -> f64 {

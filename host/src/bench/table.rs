@@ -28,18 +28,19 @@ pub fn render(r: &BenchReport) -> String {
         let _ = writeln!(s, "(guest-clock times: under single-threaded TCG they include time a vCPU waited its turn)");
     }
     let c = &r.count;
-    let _ = writeln!(s, "\n(a) counting a {}-entry map (median of n)", c.entries);
+    let cm = &c.measured;
+    let _ = writeln!(s, "\n(a) counting a {}-entry map (median of n)", cm.entries);
     for (name, w) in [
-        ("agent, batched", &c.agent_batch),
-        ("agent, GET_NEXT_KEY", &c.agent_next_key),
-        ("bpftool map dump", &c.bpftool),
-        ("kernel elem_count", &c.kernel_elem_count),
+        ("agent, batched", &cm.agent_batch),
+        ("agent, GET_NEXT_KEY", &cm.agent_next_key),
+        ("bpftool map dump", &cm.bpftool),
+        ("kernel elem_count", &cm.kernel_elem_count),
     ] {
         let _ = writeln!(s, "  {name:<22} {:>10.2} ms  n={:<3} counted {}", w.timings.median_ms, w.timings.n, w.count);
     }
     let _ = writeln!(s, "  speedup {:.0}x (GET_NEXT_KEY fallback {:.0}x)", c.speedup, c.speedup_next_key);
 
-    let sm = &r.sampler;
+    let sm = &r.sampler.measured;
     let _ = writeln!(s, "\n(b) sampling every {} s, {} with {} map entries", sm.interval_s, sm.ops_name, sm.map_entries_max);
     let _ = writeln!(
         s,
@@ -48,7 +49,7 @@ pub fn render(r: &BenchReport) -> String {
         sm.cpu_per_sample.max_ms,
         sm.count_cpu.median_ms,
         sm.wall_per_sample.median_ms,
-        sm.vcpu_percent,
+        r.sampler.vcpu_percent,
         sm.span_ns as f64 / 1e9
     );
 
@@ -60,31 +61,33 @@ pub fn render(r: &BenchReport) -> String {
     );
     for z in &r.scan.sizes {
         for t in &z.throughput {
-            let Some(w) = z.sweep_of(&t.method) else { continue };
-            let state = if w.complete { "" } else if w.stalled { " stalled" } else { " incomplete" };
+            let Some(w) = z.sweep_of(t.measured.method) else { continue };
+            let wm = &w.measured;
+            let state = if wm.complete { "" } else if wm.stalled { " stalled" } else { " incomplete" };
             let _ = writeln!(
                 s,
                 "  {:>7} {:<8} {:>12.0} {:>12.0} | {:>8} {:>9} {:>11.1} {:>7.0} us {:>7.0} us{state}",
                 z.size,
-                t.method,
+                t.measured.method,
                 t.scanned_per_ms,
                 t.evicted_per_ms,
-                w.calls,
-                w.evicted,
+                wm.calls,
+                wm.evicted,
                 w.evicted_per_call,
-                w.p99_quiet_call_ns as f64 / 1e3,
-                w.worst_call_ns as f64 / 1e3
+                wm.p99_quiet_call_ns as f64 / 1e3,
+                wm.worst_call_ns as f64 / 1e3
             );
         }
         for (what, list) in [("drain (all stale)", &z.drain), ("overrun (prealloc)", &z.overrun), ("sparse (16 entries)", &z.sparse)] {
             for w in list {
+                let (rate, w) = (w.evicted_per_call, &w.measured);
                 let _ = writeln!(
                     s,
                     "  {:>7} {:<8} {what:<18} {:>6} calls {:>6.1} evicted/call, p99 quiet {:>5.0} us, worst quiet {:>5.0} us, worst {:>5.0} us",
                     "",
                     w.method,
                     w.calls,
-                    w.evicted_per_call,
+                    rate,
                     w.p99_quiet_call_ns as f64 / 1e3,
                     w.worst_quiet_call_ns as f64 / 1e3,
                     w.worst_call_ns as f64 / 1e3
@@ -122,7 +125,7 @@ pub fn render(r: &BenchReport) -> String {
             let _ = writeln!(
                 s,
                 "  (left: one unbounded call; right: calls with a {} us budget until every stale entry is gone; quiet: no interrupt in the call)",
-                w.timeout_ns / 1000
+                w.measured.timeout_ns / 1000
             );
         }
     }

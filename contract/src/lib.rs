@@ -7,6 +7,7 @@
 //! - [`sample`]: `run<N>.csv`, one [`sample::Sample`] per line
 //! - [`run`]: the documented core of `run<N>.json`
 //! - [`config`]: the workload and cleanup parameters the host sends
+//! - [`splat`]: the kernel-log patterns that mean a splat
 //! - [`bench`]: what `scx-guest-agent bench` prints for `scx-vmctl bench`
 
 pub mod bench;
@@ -15,3 +16,4 @@ pub mod exit;
 pub mod names;
 pub mod run;
 pub mod sample;
+pub mod splat;

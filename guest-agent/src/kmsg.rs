@@ -66,44 +66,18 @@ pub fn clear() -> Result<()> {
     Ok(())
 }
 
-/// Lines that start a kernel splat: what CI must not see after a run.
-/// sched_ext's own report of a scheduler error is not one (the exit kind
-/// records that), but its watchdog's stall is.
+/// Lines that start a kernel splat (the contract's patterns, the same the
+/// report uses): what CI must not see after a run. sched_ext's own report of
+/// a scheduler error is not one (the exit kind records that), but its
+/// watchdog's stall is.
 pub fn splats(lines: &[String]) -> Vec<String> {
-    const MARKS: &[&str] = &[
-        "WARNING:",
-        "BUG:",
-        "Oops",
-        "general protection fault",
-        "Kernel panic",
-        "kernel BUG",
-        "Call Trace:",
-        "rcu: INFO:",
-        "self-detected stall",
-        "soft lockup",
-        "hard LOCKUP",
-        "hung_task",
-        "blocked for more than",
-        "runnable task stall",
-        "possible circular locking",
-        "inconsistent lock state",
-        "UBSAN:",
-        "KASAN:",
-    ];
-    let mut out: Vec<String> = Vec::new();
-    for l in lines {
-        if MARKS.iter().any(|m| l.contains(m)) {
-            // a Call Trace right after a WARNING belongs to it: keep the first
-            if l.contains("Call Trace:") && !out.is_empty() {
-                continue;
-            }
-            out.push(l.clone());
-            if out.len() >= 20 {
-                break;
-            }
-        }
-    }
-    out
+    use scx_contract::splat::{classify, is_kernel_splat, LogKind};
+    lines
+        .iter()
+        .filter(|l| classify(l, LogKind::Dmesg).is_some_and(is_kernel_splat))
+        .take(20)
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -127,6 +101,7 @@ mod tests {
             "[2.0] sched_ext: BPF scheduler \"simple_test\" disabled (unregistered from user space)",
             "[3.0] WARNING: CPU: 1 PID: 77 at kernel/sched/ext.c:1234 foo+0x1/0x2",
             "[3.1] Call Trace:",
+            "[3.2] sched_ext: BPF scheduler \"simple_test\" disabled (runtime error)",
             "[4.0] sched_ext: simple_test: runnable task stall (kworker/0:1[12] failed to run for 30.1s)",
         ]
         .iter()

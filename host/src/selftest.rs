@@ -15,23 +15,13 @@ use crate::vm::Vm;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 
-/// dmesg lines that mean the debug kernel caught the helper doing wrong.
-pub const DEBUG_REPORTS: &[&str] = &[
-    "WARNING: possible circular locking dependency",
-    "WARNING: inconsistent lock state",
-    "WARNING: possible recursive locking",
-    "BUG: sleeping function called from invalid context",
-    "BUG: scheduling while atomic",
-    "BUG: KASAN:",
-    "BUG: spinlock",
-    "suspicious RCU usage",
-    "WARNING: CPU:",
-    "BUG: unable to handle",
-    "Oops:",
-];
-
+/// dmesg lines that mean the debug kernel caught something: the contract's
+/// kernel splat patterns (lockdep, KASAN, sleep in atomic, WARN, oops, ...),
+/// not sched_ext's reports of a scheduler's error, which the kernel's own
+/// selftests provoke on purpose.
 pub fn debug_reports(dmesg: &str) -> Vec<String> {
-    dmesg.lines().filter(|l| DEBUG_REPORTS.iter().any(|p| l.contains(p))).map(|l| l.trim().to_string()).collect()
+    use scx_contract::splat::{classify, is_kernel_splat, LogKind};
+    dmesg.lines().filter(|l| classify(l, LogKind::Dmesg).is_some_and(is_kernel_splat)).map(|l| l.trim().to_string()).collect()
 }
 
 pub async fn run(a: SelftestArgs) -> Result<i32> {
@@ -188,6 +178,7 @@ mod tests {
     #[test]
     fn finds_debug_reports_only() {
         let d = "[ 1.0] sched_ext: BPF scheduler \"simple\" enabled\n\
+                 [ 1.5] sched_ext: BPF scheduler \"exit\" disabled (runtime error)\n\
                  [ 2.0] BUG: sleeping function called from invalid context at mm/slab.c:1\n\
                  [ 3.0] ok line\n\
                  [ 4.0] ==================================================================\n\

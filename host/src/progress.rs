@@ -1,16 +1,19 @@
-//! Progress on long steps: one rewritten status line on a terminal, plain
-//! lines (at most one per `every`) when stderr is a file or a CI log.
+//! Progress on long steps: an indicatif spinner line on a terminal, plain
+//! lines (at most one per `every`) when stderr is a file or a CI log, where
+//! a redrawn line would be noise.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 pub struct Progress {
     label: String,
-    tty: bool,
+    /// Some on a terminal
+    bar: Option<ProgressBar>,
     start: Instant,
     last: Option<Instant>,
     every: Duration,
-    drawn: bool,
 }
 
 pub fn fmt_elapsed(d: Duration) -> String {
@@ -20,14 +23,16 @@ pub fn fmt_elapsed(d: Duration) -> String {
 
 impl Progress {
     pub fn new(label: &str) -> Progress {
-        Progress {
-            label: label.to_string(),
-            tty: crate::term::is_tty(libc::STDERR_FILENO),
-            start: Instant::now(),
-            last: None,
-            every: Duration::from_secs(30),
-            drawn: false,
-        }
+        let bar = crate::term::is_tty(libc::STDERR_FILENO).then(|| {
+            let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{prefix}] {wide_msg} ({elapsed})").expect("a valid progress template"),
+            );
+            b.set_prefix(label.to_string());
+            b.enable_steady_tick(Duration::from_millis(250));
+            b
+        });
+        Progress { label: label.to_string(), bar, start: Instant::now(), last: None, every: Duration::from_secs(30) }
     }
 
     /// Plain-line period when not on a terminal.
@@ -41,32 +46,41 @@ impl Progress {
     }
 
     pub fn update(&mut self, msg: &str) {
-        let line = format!("[{}] {} ({} elapsed)", self.label, msg, fmt_elapsed(self.start.elapsed()));
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let width = crate::term::size().map(|(c, _)| c as usize).unwrap_or(100).saturating_sub(1);
-            let shown: String = line.chars().take(width).collect();
-            let _ = write!(err, "\r\x1b[2K{shown}");
-            self.drawn = true;
-        } else if self.last.is_none_or(|t| t.elapsed() >= self.every) {
-            let _ = writeln!(err, "{line}");
-            self.last = Some(Instant::now());
+        match &self.bar {
+            Some(b) => b.set_message(msg.to_string()),
+            None if self.last.is_none_or(|t| t.elapsed() >= self.every) => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "[{}] {} ({} elapsed)", self.label, msg, fmt_elapsed(self.start.elapsed()));
+                let _ = err.flush();
+                self.last = Some(Instant::now());
+            }
+            None => {}
         }
-        let _ = err.flush();
     }
 
     /// A line that always shows (and does not get overwritten).
     pub fn note(&mut self, msg: &str) {
-        let mut err = std::io::stderr().lock();
-        if self.drawn {
-            let _ = write!(err, "\r\x1b[2K");
-            self.drawn = false;
+        let line = format!("[{}] {}", self.label, msg);
+        match &self.bar {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
         }
-        let _ = writeln!(err, "[{}] {}", self.label, msg);
     }
 
     pub fn finish(mut self, msg: &str) {
         let m = format!("{msg} in {}", fmt_elapsed(self.start.elapsed()));
         self.note(&m);
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // a step that ended in an error leaves no spinner behind
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
     }
 }

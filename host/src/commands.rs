@@ -28,6 +28,19 @@ pub fn bad(e: anyhow::Error) -> anyhow::Error {
     anyhow::Error::new(BadInput(format!("{e:#}")))
 }
 
+/// `bad(e)` when `e` carries an `E` that `is_bad` calls the user's input; else `e` as it is.
+/// The decision is on the error's type and variant, never on its text.
+fn bad_if<E>(e: anyhow::Error, is_bad: impl Fn(&E) -> bool) -> anyhow::Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    if e.chain().any(|c| c.downcast_ref::<E>().is_some_and(&is_bad)) {
+        bad(e)
+    } else {
+        e
+    }
+}
+
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     let bad_input = |c: &(dyn std::error::Error + 'static)| {
         c.is::<BadInput>() || c.is::<scx_contract::names::UnknownName>() || c.is::<scx_contract::config::ConfigError>()
@@ -176,13 +189,10 @@ pub async fn resolve_kernel(vm: &VmArgs) -> Result<KernelChoice> {
             let sha = vm.kernel_sha256.as_deref().ok_or_else(|| {
                 bad(anyhow::anyhow!("--kernel {s} is a URL: give --kernel-sha256 HEX so the download can be checked"))
             })?;
-            let p = crate::download::fetch(s, sha, "kernel").await.map_err(|e| {
-                if e.to_string().contains("expected") || e.to_string().contains("not a sha256") {
-                    bad(e)
-                } else {
-                    e
-                }
-            })?;
+            // A malformed --kernel-sha256, or one the file does not have, is the user's input.
+            let p = crate::download::fetch(s, sha, "kernel")
+                .await
+                .map_err(|e| bad_if(e, crate::download::DownloadError::is_bad_input))?;
             qemu::check_bzimage(&p).map_err(bad)?;
             Ok(KernelChoice { bzimage: p, id: format!("sha256:{}", &sha[..16.min(sha.len())]), built: None })
         }
@@ -285,10 +295,7 @@ async fn up(a: UpArgs) -> Result<i32> {
     let cfg = Config::load(a.config.as_deref()).map_err(bad)?;
     if let Ok(st) = vm::read_state(&paths::vm_dir(&a.name)) {
         if vm::pid_is_vm(st.pid, &a.name) {
-            bail!(BadInput(format!(
-                "VM name `{}` is in use (QEMU pid {}); pick another --name or run `scx-vmctl down {}`",
-                a.name, st.pid, a.name
-            )));
+            return Err(bad(vm::VmError::NameInUse { name: a.name.clone(), pid: st.pid }.into()));
         }
     }
     let p = prepare(&a.name, &a.vm, &cfg).await?;
@@ -298,13 +305,8 @@ async fn up(a: UpArgs) -> Result<i32> {
     let t = std::time::Instant::now();
     let mut prog = crate::progress::Progress::new("up").every(Duration::from_secs(10));
     prog.update(&format!("booting {} ({}, {} vCPUs, {} MiB)", a.name, p.spec.accel.describe(), p.spec.cpus, p.spec.memory_mib));
-    let vm = boot(&p, &cfg, false, None).await.map_err(|e| {
-        if e.to_string().contains("is in use") {
-            bad(e)
-        } else {
-            e
-        }
-    })?;
+    // Another `up` may have taken the name while this one prepared.
+    let vm = boot(&p, &cfg, false, None).await.map_err(|e| bad_if(e, vm::VmError::is_bad_input))?;
     prog.finish(&format!("{} is up", a.name));
     let st = &vm.state;
     println!("VM {} is up ({:.1} s to SSH)", st.spec.name, t.elapsed().as_secs_f64());
@@ -608,5 +610,36 @@ mod tests {
         assert_eq!(exit_code(&bad(anyhow::anyhow!("x"))), 2);
         assert_eq!(exit_code(&anyhow::anyhow!("qemu died")), 3);
         assert_eq!(exit_code(&bad(anyhow::anyhow!("x")).context("while doing y")), 2);
+    }
+
+    #[test]
+    fn typed_errors_decide_bad_input() {
+        use crate::download::DownloadError;
+        let in_use = || anyhow::Error::from(vm::VmError::NameInUse { name: "scx1".into(), pid: 42 });
+        let e = bad_if(in_use(), vm::VmError::is_bad_input);
+        assert_eq!(exit_code(&e), 2);
+        assert_eq!(e.to_string(), "VM name `scx1` is in use (QEMU pid 42); pick another --name or run `scx-vmctl down scx1`");
+        // Found under context too, and the whole message is kept.
+        let e = bad_if(in_use().context("booting scx1"), vm::VmError::is_bad_input);
+        assert_eq!(exit_code(&e), 2);
+        assert!(e.to_string().starts_with("booting scx1: VM name `scx1` is in use"), "{e}");
+
+        let mismatch = DownloadError::ChecksumMismatch {
+            what: "kernel".into(),
+            url: "http://127.0.0.1/bzImage".into(),
+            expected: "a".repeat(64),
+            got: "b".repeat(64),
+        };
+        assert_eq!(exit_code(&bad_if(mismatch.into(), DownloadError::is_bad_input)), 2);
+        assert_eq!(exit_code(&bad_if(DownloadError::BadChecksumArg("xyz".into()).into(), DownloadError::is_bad_input)), 2);
+        let http = DownloadError::Http {
+            what: "kernel".into(),
+            url: "http://127.0.0.1/bzImage".into(),
+            status: reqwest::StatusCode::NOT_FOUND,
+        };
+        assert_eq!(exit_code(&bad_if(http.into(), DownloadError::is_bad_input)), 3);
+        // Text alone decides nothing: an untyped error saying "expected" or "is in use" stays a tool failure.
+        assert_eq!(exit_code(&bad_if(anyhow::anyhow!("expected x, is in use"), DownloadError::is_bad_input)), 3);
+        assert_eq!(exit_code(&bad_if(anyhow::anyhow!("VM name `a` is in use"), vm::VmError::is_bad_input)), 3);
     }
 }

@@ -26,6 +26,36 @@ pub enum VmEvent {
     Closed,
 }
 
+/// A QMP command that did not succeed, by cause. Callers decide on the variant
+/// (`is_closed`), never on the message.
+#[derive(Debug, thiserror::Error)]
+pub enum QmpError {
+    /// QEMU answered with an error: the command itself failed.
+    #[error("QMP {command} failed: {error}")]
+    Refused { command: &'static str, error: qapi::Error },
+    /// The socket failed; see `is_closed`.
+    #[error("QMP {command} failed: {error}")]
+    Io { command: &'static str, error: std::io::Error },
+    /// QEMU kept the socket open but did not answer.
+    #[error("QMP {command} got no answer within 10 s")]
+    NoAnswer { command: &'static str },
+}
+
+impl QmpError {
+    /// QEMU closed the monitor (it exited, or is exiting) before answering.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, QmpError::Io { error, .. } if is_closed_io(error))
+    }
+}
+
+/// The io error kinds of a peer that went away: qapi reports a stream that
+/// ended (or dropped the pending command) as UnexpectedEof, a write to a
+/// closed socket fails with BrokenPipe or ConnectionReset.
+fn is_closed_io(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), UnexpectedEof | BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected)
+}
+
 pub struct Qmp {
     service: Service,
     events: broadcast::Sender<VmEvent>,
@@ -98,10 +128,19 @@ impl Qmp {
     where
         C: qapi::Command + qapi::qmp::QmpCommand + 'static,
     {
-        let name = C::NAME;
+        Ok(self.execute(cmd).await?)
+    }
+
+    async fn execute<C>(&self, cmd: C) -> Result<C::Ok, QmpError>
+    where
+        C: qapi::Command + qapi::qmp::QmpCommand + 'static,
+    {
+        let command = C::NAME;
         match tokio::time::timeout(Duration::from_secs(10), self.service.execute(cmd)).await {
-            Err(_) => bail!("QMP {name} got no answer within 10 s"),
-            Ok(r) => r.map_err(|e| anyhow::anyhow!("QMP {name} failed: {e}")),
+            Err(_) => Err(QmpError::NoAnswer { command }),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(qapi::ExecuteError::Qapi(error))) => Err(QmpError::Refused { command, error }),
+            Ok(Err(qapi::ExecuteError::Io(error))) => Err(QmpError::Io { command, error }),
         }
     }
 
@@ -125,10 +164,10 @@ impl Qmp {
 
     /// Ask QEMU to exit. The socket closes before an answer may arrive.
     pub async fn quit(&self) -> Result<()> {
-        match self.run(qmp::quit {}).await {
+        match self.execute(qmp::quit {}).await {
             Ok(_) => Ok(()),
-            Err(e) if e.to_string().contains("EOF") || e.to_string().contains("closed") => Ok(()),
-            Err(e) => Err(e),
+            Err(e) if e.is_closed() => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -161,4 +200,91 @@ pub fn run_state_name(s: &qmp::StatusInfo) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| format!("{:?}", s.status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    const OK: Option<&str> = Some(r#"{"return": {}}"#);
+
+    /// A QMP peer on a unix socket: greets, then answers each command line with
+    /// the next of `answers`; a None closes the socket without answering.
+    fn fake_qemu(dir: &Path, answers: Vec<Option<&'static str>>) -> PathBuf {
+        let sock = dir.join("qmp.sock");
+        let l = tokio::net::UnixListener::bind(&sock).unwrap();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (r, mut w) = tokio::io::split(s);
+            let greeting = r#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 8}, "package": ""}, "capabilities": []}}"#;
+            w.write_all(format!("{greeting}\n").as_bytes()).await.unwrap();
+            let mut lines = tokio::io::BufReader::new(r).lines();
+            for a in answers {
+                if lines.next_line().await.ok().flatten().is_none() {
+                    return;
+                }
+                match a {
+                    Some(a) => w.write_all(format!("{a}\n").as_bytes()).await.unwrap(),
+                    None => return, // both halves dropped: the socket closes
+                }
+            }
+            // Out of answers: keep the socket open, say nothing.
+            let _ = lines.next_line().await;
+        });
+        sock
+    }
+
+    async fn connect(sock: &Path) -> Qmp {
+        Qmp::connect(sock, None, Duration::from_secs(5)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn quit_answered_by_a_closed_socket_is_success() {
+        let t = tempfile::tempdir().unwrap();
+        let q = connect(&fake_qemu(t.path(), vec![OK, None])).await;
+        let mut rx = q.subscribe();
+        q.quit().await.unwrap();
+        assert_eq!(rx.recv().await.unwrap(), VmEvent::Closed);
+        // A command after the close is classified the same way, and is an error for anything but quit.
+        let e = q.execute(qmp::system_powerdown {}).await.unwrap_err();
+        assert!(e.is_closed(), "{e:?}");
+        let e = q.system_powerdown().await.unwrap_err();
+        assert!(e.downcast_ref::<QmpError>().is_some_and(QmpError::is_closed), "{e:#}");
+        q.quit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn quit_answered_normally_is_success() {
+        let t = tempfile::tempdir().unwrap();
+        let q = connect(&fake_qemu(t.path(), vec![OK, OK])).await;
+        q.quit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn refused_command_is_not_a_closed_socket() {
+        let t = tempfile::tempdir().unwrap();
+        // The desc even says "closed": the type decides, not the text.
+        let no = Some(r#"{"error": {"class": "GenericError", "desc": "monitor closed for business"}}"#);
+        let q = connect(&fake_qemu(t.path(), vec![OK, no, no])).await;
+        let e = q.system_reset().await.unwrap_err();
+        assert_eq!(e.to_string(), "QMP system_reset failed: monitor closed for business");
+        let typed = e.downcast_ref::<QmpError>().unwrap();
+        assert!(matches!(typed, QmpError::Refused { command: "system_reset", .. }), "{typed:?}");
+        assert!(!typed.is_closed());
+        let e = q.quit().await.unwrap_err();
+        assert!(matches!(e.downcast_ref::<QmpError>(), Some(QmpError::Refused { command: "quit", .. })), "{e:#}");
+    }
+
+    #[test]
+    fn closed_io_kinds() {
+        use std::io::{Error, ErrorKind};
+        for k in [ErrorKind::UnexpectedEof, ErrorKind::BrokenPipe, ErrorKind::ConnectionReset] {
+            assert!(QmpError::Io { command: "quit", error: Error::from(k) }.is_closed(), "{k:?}");
+        }
+        for k in [ErrorKind::InvalidData, ErrorKind::PermissionDenied, ErrorKind::TimedOut] {
+            assert!(!QmpError::Io { command: "quit", error: Error::from(k) }.is_closed(), "{k:?}");
+        }
+        assert!(!QmpError::NoAnswer { command: "quit" }.is_closed());
+    }
 }

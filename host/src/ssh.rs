@@ -63,6 +63,41 @@ impl Mode0600 for std::fs::OpenOptions {
     }
 }
 
+/// Why a connection (or the wait for one) failed, for callers that decide on it:
+/// a wrong host key stops the retries, a guest that never answered gets a diagnosis.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    /// The guest offered another host key than the image recorded; retrying will not help.
+    #[error(
+        "SSH host key mismatch on 127.0.0.1:{port}: the guest offered {got}, the image was built with {expected}; \
+         refusing to connect (rebuild the image or check what listens on that port)"
+    )]
+    HostKeyMismatch { port: u16, expected: String, got: String },
+    /// One attempt got no SSH handshake in time.
+    #[error("SSH to 127.0.0.1:{port} timed out after {timeout:?}")]
+    Timeout { port: u16, timeout: Duration },
+    /// One attempt failed otherwise (refused, reset, protocol error).
+    #[error("SSH to 127.0.0.1:{port} failed")]
+    Connect {
+        port: u16,
+        #[source]
+        source: russh::Error,
+    },
+    /// The handshake worked but the guest refused the tool's key.
+    #[error("SSH key authentication as root failed on 127.0.0.1:{port} (was the VM started by this user's key?)")]
+    AuthRejected { port: u16 },
+    /// `wait_ready` gave up: no attempt succeeded within `total`.
+    #[error("guest SSH did not answer within {total:?} (last attempt: {last})")]
+    NotAnswering { total: Duration, last: String },
+}
+
+impl SshError {
+    /// Retrying the same target cannot succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SshError::HostKeyMismatch { .. })
+    }
+}
+
 /// Where and whom to connect to.
 #[derive(Clone)]
 pub struct Target {
@@ -151,18 +186,14 @@ impl Ssh {
             ..Default::default()
         });
         let addr = ("127.0.0.1", t.port);
+        let port = t.port;
         let mut handle = match tokio::time::timeout(timeout, client::connect(config, addr, handler)).await {
-            Err(_) => bail!("SSH to 127.0.0.1:{} timed out after {:?}", t.port, timeout),
+            Err(_) => return Err(SshError::Timeout { port, timeout }.into()),
             Ok(Err(e)) => {
                 if let Some(got) = mismatch.lock().unwrap().take() {
-                    bail!(
-                        "SSH host key mismatch on 127.0.0.1:{}: the guest offered {got}, the image was built with {}; \
-                         refusing to connect (rebuild the image or check what listens on that port)",
-                        t.port,
-                        t.host_key.trim()
-                    );
+                    return Err(SshError::HostKeyMismatch { port, expected: t.host_key.trim().to_string(), got }.into());
                 }
-                return Err(e).with_context(|| format!("SSH to 127.0.0.1:{} failed", t.port));
+                return Err(SshError::Connect { port, source: e }.into());
             }
             Ok(Ok(h)) => h,
         };
@@ -173,7 +204,7 @@ impl Ssh {
         .await
         .context("SSH authentication timed out")??;
         if !auth.success() {
-            bail!("SSH key authentication as root failed on 127.0.0.1:{} (was the VM started by this user's key?)", t.port);
+            return Err(SshError::AuthRejected { port }.into());
         }
         Ok(Ssh { handle })
     }
@@ -193,7 +224,7 @@ impl Ssh {
                 Ok(s) => return Ok(s),
                 Err(e) => {
                     // A wrong host key will not fix itself.
-                    if e.to_string().contains("host key mismatch") {
+                    if e.downcast_ref::<SshError>().is_some_and(SshError::is_permanent) {
                         return Err(e);
                     }
                     last_err = Some(e);
@@ -201,8 +232,8 @@ impl Ssh {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let why = last_err.map(|e| format!("{e:#}")).unwrap_or_default();
-        bail!("guest SSH did not answer within {:?} (last attempt: {why})", total)
+        let last = last_err.map(|e| format!("{e:#}")).unwrap_or_default();
+        Err(SshError::NotAnswering { total, last }.into())
     }
 
     /// Run `cmd` in the guest's shell; stdout/stderr chunks go to `sink` as they come.
@@ -368,5 +399,89 @@ mod tests {
         std::fs::set_permissions(&k1.path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = ToolKey::load_or_create(t.path()).err().unwrap().to_string();
         assert!(e.contains("must be 0600"), "{e}");
+    }
+
+    fn key(seed: u8) -> PrivateKey {
+        PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]))
+    }
+
+    fn target(port: u16, pinned: &PrivateKey) -> Target {
+        Target { port, host_key: pinned.public_key().to_openssh().unwrap(), key: Arc::new(key(9)) }
+    }
+
+    /// The error of a connection expected to fail.
+    fn failed(r: Result<Ssh>) -> anyhow::Error {
+        match r {
+            Ok(_) => panic!("connected"),
+            Err(e) => e,
+        }
+    }
+
+    struct NoAuth;
+    impl russh::server::Handler for NoAuth {
+        type Error = russh::Error;
+    }
+
+    #[tokio::test]
+    async fn host_key_mismatch_is_typed_and_ends_the_wait() {
+        // An SSH server on 127.0.0.1 whose host key is not the pinned one.
+        let served = key(1);
+        let config = Arc::new(russh::server::Config { keys: vec![served.clone()], ..Default::default() });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let config = config.clone();
+                tokio::spawn(async move {
+                    if let Ok(session) = russh::server::run_stream(config, s, NoAuth).await {
+                        let _ = session.await;
+                    }
+                });
+            }
+        });
+        let pinned = key(2);
+        let t = target(port, &pinned);
+        let start = std::time::Instant::now();
+        let e = failed(Ssh::wait_ready(&t, Duration::from_secs(30), || Ok(())).await);
+        assert!(start.elapsed() < Duration::from_secs(10), "retried a host key mismatch for {:?}", start.elapsed());
+        let s = e.downcast_ref::<SshError>().unwrap_or_else(|| panic!("untyped: {e:#}"));
+        let SshError::HostKeyMismatch { port: p, expected, got } = s else { panic!("{s:?}") };
+        assert_eq!(*p, port);
+        assert_eq!(expected, &pinned.public_key().to_openssh().unwrap());
+        assert_eq!(got, &served.public_key().to_openssh().unwrap());
+        assert!(s.is_permanent());
+        assert!(e.to_string().starts_with(&format!("SSH host key mismatch on 127.0.0.1:{port}: the guest offered ssh-ed25519 ")));
+    }
+
+    #[tokio::test]
+    async fn silent_port_times_out_and_wait_gives_up_typed() {
+        // Accepts TCP, never says a word: one attempt times out.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                conns.push(s);
+            }
+        });
+        let t = target(port, &key(2));
+        let e = failed(Ssh::connect(&t, Duration::from_millis(200)).await);
+        let s = e.downcast_ref::<SshError>().unwrap_or_else(|| panic!("untyped: {e:#}"));
+        assert!(matches!(s, SshError::Timeout { port: p, .. } if *p == port), "{s:?}");
+        assert!(!s.is_permanent());
+        held.abort();
+
+        // Nobody listens: attempts are refused until the wait gives up.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let t = target(port, &key(2));
+        let e = failed(Ssh::wait_ready(&t, Duration::from_millis(300), || Ok(())).await);
+        let s = e.downcast_ref::<SshError>().unwrap_or_else(|| panic!("untyped: {e:#}"));
+        assert!(matches!(s, SshError::NotAnswering { total, .. } if *total == Duration::from_millis(300)), "{s:?}");
+        assert!(e.to_string().starts_with("guest SSH did not answer within 300ms (last attempt: SSH to 127.0.0.1:"), "{e}");
+
+        // `alive` failing ends the wait with its own error, not NotAnswering.
+        let e = failed(Ssh::wait_ready(&t, Duration::from_secs(5), || anyhow::bail!("QEMU exited")).await);
+        assert!(e.downcast_ref::<SshError>().is_none());
+        assert_eq!(e.to_string(), "QEMU exited");
     }
 }

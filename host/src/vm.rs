@@ -5,7 +5,7 @@
 use crate::paths;
 use crate::qemu::{self, RunFiles, VmSpec};
 use crate::qmp::{Qmp, VmEvent};
-use crate::ssh::{Ssh, Target, ToolKey};
+use crate::ssh::{Ssh, SshError, Target, ToolKey};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -39,6 +39,23 @@ pub struct Launch {
     pub boot_timeout: Duration,
     /// Where the run directory goes (default: the state dir's vms/<name>).
     pub run_dir: Option<PathBuf>,
+}
+
+/// Lifecycle errors a caller decides on (by variant, never by message).
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    /// A live QEMU already owns this VM name (its run directory is in use).
+    #[error("VM name `{name}` is in use (QEMU pid {pid}); pick another --name or run `scx-vmctl down {name}`")]
+    NameInUse { name: String, pid: u32 },
+}
+
+impl VmError {
+    /// The user's choice is the problem (exit 2), not the tool.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            VmError::NameInUse { .. } => true,
+        }
+    }
 }
 
 pub struct Vm {
@@ -132,12 +149,9 @@ impl Vm {
         let dir = l.run_dir.clone().unwrap_or_else(|| paths::vm_dir(&l.spec.name));
         if dir.exists() {
             match read_state(&dir) {
-                Ok(st) if pid_is_vm(st.pid, &st.spec.name) => bail!(
-                    "VM name `{}` is in use (QEMU pid {}); pick another --name or run `scx-vmctl down {}`",
-                    st.spec.name,
-                    st.pid,
-                    st.spec.name
-                ),
+                Ok(st) if pid_is_vm(st.pid, &st.spec.name) => {
+                    return Err(VmError::NameInUse { name: st.spec.name, pid: st.pid }.into());
+                }
                 _ => {
                     eprintln!("note: removing the stale run directory of a VM that is gone: {}", dir.display());
                     std::fs::remove_dir_all(&dir)
@@ -273,7 +287,9 @@ impl Vm {
             Err(e) => {
                 let s = std::fs::read_to_string(&serial).unwrap_or_default();
                 match diagnose_no_ssh(&s) {
-                    Some(why) if e.to_string().contains("did not answer") => bail!("{why} ({e})"),
+                    Some(why) if matches!(e.downcast_ref::<SshError>(), Some(SshError::NotAnswering { .. })) => {
+                        bail!("{why} ({e})")
+                    }
                     _ => Err(e),
                 }
             }

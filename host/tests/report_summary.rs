@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use scx_vmctl::report::{self, Status};
 
+/// t(0.975, 1) = tan(0.475 pi), the 95% quantile for two runs.
+const T1: f64 = 12.706204736174707;
+
 fn close(v: &Value, want: f64) {
     let got = v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
     assert!((got - want).abs() <= 1e-6 * want.abs().max(1.0), "got {got}, want {want}");
@@ -58,11 +61,11 @@ fn report_control_figures() {
     // (100+140+...+300 + 100+150+...+350) / 12 = (1200 + 1350) / 12
     close(&c["map_entries_mean"], 212.5);
     assert_eq!(c["map_bytes_max"], 1048576);
-    // Slopes 20 and 25 entries/s: mean 22.5, sd sqrt(12.5), half width t(1) * sd / sqrt 2 = 12.706 * 2.5.
+    // Slopes 20 and 25 entries/s: mean 22.5, sd sqrt(12.5), half width t(1) * sd / sqrt 2 = 12.7062 * 2.5.
     close(&c["slope_per_s"]["mean"], 22.5);
     close(&c["slope_per_s"]["sd"], 12.5f64.sqrt());
-    close(&c["slope_per_s"]["ci95_low"], 22.5 - 31.765);
-    close(&c["slope_per_s"]["ci95_high"], 22.5 + 31.765);
+    close(&c["slope_per_s"]["ci95_low"], 22.5 - T1 * 2.5);
+    close(&c["slope_per_s"]["ci95_high"], 22.5 + T1 * 2.5);
     close(&c["late_slope_per_s"]["mean"], 22.5);
     assert_eq!(c["evictions_total"], 0);
     assert_eq!(c["eviction_cost"]["evictions_per_scan"], Value::Null);
@@ -71,14 +74,14 @@ fn report_control_figures() {
     close(&c["memory"]["mem_free_kb_drop"]["mean"], 5500.0);
     assert_eq!(c["memory"]["sunreclaim_kb_max"], 40600);
     close(&c["memory"]["sunreclaim_kb_growth"]["mean"], 550.0);
-    // hackbench 2.0 and 2.2 s: mean 2.1, sd sqrt(0.02), half 12.706 * 0.1.
+    // hackbench 2.0 and 2.2 s: mean 2.1, sd sqrt(0.02), half t(1) * 0.1.
     let tp = &c["throughput"];
     assert_eq!(tp["metric"], "hackbench_time_s");
     assert_eq!(tp["higher_is_better"], false);
     assert_eq!(tp["n"], 2);
     close(&tp["mean"], 2.1);
-    close(&tp["ci95_low"], 2.1 - 1.2706);
-    close(&tp["ci95_high"], 2.1 + 1.2706);
+    close(&tp["ci95_low"], 2.1 - T1 * 0.1);
+    close(&tp["ci95_high"], 2.1 + T1 * 0.1);
     // Per run.
     let r1 = &c["runs"][0];
     assert_eq!(r1["iteration"], 1);
@@ -134,15 +137,15 @@ fn report_test_and_bpfscan_figures() {
     assert_eq!(b["throughput"]["n"], 1);
     assert_eq!(b["throughput"]["ci95_low"], Value::Null);
 
-    // test vs control: 2.2 / 2.1 - 1, delta-method CI with Welch df 1.996 -> t(1) = 12.706.
+    // test vs control: 2.2 / 2.1 - 1, delta-method CI with Welch df 1.996 -> t(1).
     let changes = g["throughput_changes"].as_array().unwrap();
     assert_eq!(changes.len(), 2);
     let tc = &changes[0];
     assert_eq!(tc["variant"], "test");
     assert_eq!(tc["against"], "control");
     close(&tc["relative_change"], 2.2 / 2.1 - 1.0);
-    close(&tc["ci95_low"], -0.8286573776640495);
-    close(&tc["ci95_high"], 0.9238954729021448);
+    close(&tc["ci95_low"], -0.8286714974093106);
+    close(&tc["ci95_high"], 0.9239095926474059);
     assert_eq!(tc["assessment"], "no significant change");
     assert_eq!(changes[1]["variant"], "bpfscan");
     close(&changes[1]["relative_change"], 2.05 / 2.1 - 1.0);

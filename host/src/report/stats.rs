@@ -1,38 +1,22 @@
 //! Small statistics: means, least-squares slopes and Student-t confidence
-//! intervals. Hand-rolled because the sample sizes are tiny (iterations) and
-//! the methods must be exactly the ones docs/report.md describes.
+//! intervals, the methods docs/report.md describes; the t quantiles come from
+//! statrs.
 
 use serde::{Deserialize, Serialize};
 
-/// Two-sided 95% Student-t quantiles t(0.975, df) for df = 1..=30.
-const T975: [f64; 30] = [
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-    2.052, 2.048, 2.045, 2.042,
-];
-/// Beyond 30: the table's coarse rows (df, t).
-const T975_LARGE: [(f64, f64); 4] = [(40.0, 2.021), (60.0, 2.000), (120.0, 1.980), (1000.0, 1.962)];
-
-/// t(0.975, df). A fractional df (Welch) is rounded DOWN to the next table row,
-/// which gives a slightly wider, i.e. conservative, interval. None for df < 1.
+/// t(0.975, df), Student's t quantile from statrs. A fractional df (Welch)
+/// is rounded DOWN to a whole one, which gives a slightly wider, i.e.
+/// conservative, interval. None for df < 1.
 pub fn t975(df: f64) -> Option<f64> {
+    use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
     // Also catches NaN.
     if df.is_nan() || df < 1.0 {
         return None;
     }
     if df.is_infinite() {
-        return Some(1.960);
+        return Some(Normal::standard().inverse_cdf(0.975));
     }
-    if df < 31.0 {
-        return Some(T975[df.floor() as usize - 1]);
-    }
-    let mut t = T975[29];
-    for (row, value) in T975_LARGE {
-        if df >= row {
-            t = value;
-        }
-    }
-    Some(t)
+    Some(StudentsT::new(0.0, 1.0, df.floor()).ok()?.inverse_cdf(0.975))
 }
 
 pub fn mean(xs: &[f64]) -> Option<f64> {
@@ -180,12 +164,15 @@ mod tests {
     }
 
     #[test]
-    fn t_table_is_conservative_for_fractional_df() {
-        assert_eq!(t975(2.0), Some(4.303));
-        assert_eq!(t975(2.9), Some(4.303));
-        assert_eq!(t975(35.0), Some(2.042));
-        assert_eq!(t975(45.0), Some(2.021));
-        assert_eq!(t975(f64::INFINITY), Some(1.960));
+    fn t_quantiles_match_the_tables_and_round_df_down() {
+        let t = |df: f64| t975(df).unwrap();
+        // the printed tables' values, to their 3 decimals
+        for (df, want) in [(1.0, 12.706), (2.0, 4.303), (5.0, 2.571), (10.0, 2.228), (30.0, 2.042), (120.0, 1.980)] {
+            assert!((t(df) - want).abs() < 5e-4, "t({df}) = {} not {want}", t(df));
+        }
+        assert_eq!(t(2.9), t(2.0), "a fractional df rounds down: wider interval");
+        assert!((t(35.0) - 2.030).abs() < 5e-4);
+        assert!((t(f64::INFINITY) - 1.960).abs() < 5e-4);
         assert_eq!(t975(0.5), None);
         assert_eq!(t975(f64::NAN), None);
     }
@@ -203,11 +190,11 @@ mod tests {
 
     #[test]
     fn estimate_matches_hand_computation() {
-        // mean 2, sd 1, t(2) = 4.303, half = 4.303 / sqrt(3)
+        // mean 2, sd 1, half = t(2) / sqrt(3) (t pinned by the quantile test)
         let e = Estimate::of(&[1.0, 2.0, 3.0]).unwrap();
         assert!(close(e.mean, 2.0));
         assert!(close(e.sd.unwrap(), 1.0));
-        let half = 4.303 / 3f64.sqrt();
+        let half = t975(2.0).unwrap() / 3f64.sqrt();
         assert!(close(e.ci95_low.unwrap(), 2.0 - half));
         assert!(close(e.ci95_high.unwrap(), 2.0 + half));
         let single = Estimate::of(&[4.0]).unwrap();
@@ -226,7 +213,7 @@ mod tests {
         let vb: f64 = 1.0 / (3.0 * 169.0);
         let df = (va + vb).powi(2) / (va * va / 2.0 + vb * vb / 2.0);
         assert!(df > 3.0 && df < 4.0);
-        let half = 3.182 * r * (va + vb).sqrt();
+        let half = t975(3.0).unwrap() * r * (va + vb).sqrt();
         assert!(close(c.low.unwrap(), r - 1.0 - half));
         assert!(close(c.high.unwrap(), r - 1.0 + half));
         assert!(!c.excludes_zero(), "n = 3 with sd 1 cannot tell 11 from 13");
@@ -246,7 +233,7 @@ mod tests {
         assert_eq!(d.value, 0.0);
         assert!(!d.excludes_zero());
         // Equal variances and n: df = 2(n-1) = 4.
-        let half = 2.776 * (2.0f64 / 3.0).sqrt();
+        let half = t975(4.0).unwrap() * (2.0f64 / 3.0).sqrt();
         assert!(close(d.high.unwrap(), half));
     }
 }

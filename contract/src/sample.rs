@@ -111,12 +111,12 @@ pub struct CsvRun {
 }
 
 /// Why a run<N>.csv cannot be read: the file (as the caller named it), the
-/// 1-based line and what is wrong there.
+/// 1-based line (None: the file as a whole) and what is wrong there.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {msg}")]
+#[error("{file}{}: {msg}", line.map(|l| format!(":{l}")).unwrap_or_default())]
 pub struct CsvError {
     pub file: String,
-    pub line: usize,
+    pub line: Option<usize>,
     pub msg: String,
 }
 
@@ -133,7 +133,7 @@ fn columns(header: &str) -> Vec<&str> {
 /// invalid only if it is also unterminated (no `\n`), and is then dropped and
 /// flagged.
 pub fn parse_str(text: &str, name: &str) -> Result<CsvRun, CsvError> {
-    let err = |line: usize, msg: String| CsvError { file: name.to_string(), line, msg };
+    let err = |line: usize, msg: String| CsvError { file: name.to_string(), line: Some(line), msg };
     let mut run = CsvRun::default();
     if text.is_empty() {
         run.truncated_line = Some(1);
@@ -202,8 +202,8 @@ fn sample_of(rec: &csv::StringRecord, headers: &csv::StringRecord, cols: &[&str]
 /// Reads and parses one run<N>.csv; errors name the file and line.
 pub fn parse_file(path: &Path) -> Result<CsvRun, CsvError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| CsvError { file: name.clone(), line: 0, msg: format!("cannot read: {e}") })?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| CsvError { file: name.clone(), line: 0, msg: "not UTF-8 text".into() })?;
+    let bytes = std::fs::read(path).map_err(|e| CsvError { file: name.clone(), line: None, msg: format!("cannot read: {e}") })?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| CsvError { file: name.clone(), line: None, msg: "not UTF-8 text".into() })?;
     parse_str(text, &name)
 }
 
@@ -341,6 +341,16 @@ mod tests {
         assert!(err.starts_with("r.csv:3: expected 14 fields, got 3"), "{err}");
         let err = parse_str(&format!("{}\n{L2}\n", file(&[L1])), "r.csv").unwrap_err().to_string();
         assert!(err.starts_with("r.csv:3: empty line"), "{err}");
+    }
+
+    #[test]
+    fn file_level_errors_name_the_file_without_a_line() {
+        let dir = std::env::temp_dir().join(format!("contract-csv-junk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("run1.csv");
+        std::fs::write(&p, [0xff, 0xfe, 0x00, 0x41]).unwrap();
+        assert_eq!(parse_file(&p).unwrap_err().to_string(), format!("{}: not UTF-8 text", p.display()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -316,9 +316,13 @@ pub struct ExperimentArgs {
     /// Use this running VM (implies --reset in-guest)
     #[arg(long = "vm", value_name = "NAME")]
     pub vm_name: Option<String>,
-    /// Continue an interrupted experiment: runs with results are not redone
+    /// Continue an interrupted experiment: runs with results are not redone.
+    /// Refused when the kernel, image, agent, configuration or schedulers changed
     #[arg(long)]
     pub resume: bool,
+    /// With --resume: redo the runs that failed as well (their files are replaced)
+    #[arg(long, requires = "resume")]
+    pub retry_failed: bool,
     /// Overwrite results already in the output directory
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,

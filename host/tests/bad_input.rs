@@ -75,7 +75,11 @@ fn stale_run_directory_is_reported_and_cleaned() {
     env.ok(&["up", "--name", "stale2"]);
     let pid = env.vm_json("stale2")["pid"].as_i64().unwrap() as i32;
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    while qemu_running("stale2") {
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "QEMU survived SIGKILL");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let d = env.ok(&["down", "stale2"]);
     assert!(d.contains("stale run directory"), "{d}");
     assert!(!env.vm_dir("stale2").exists());

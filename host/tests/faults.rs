@@ -43,6 +43,18 @@ fn wait_for_samples(env: &Env, seq: u32, min_lines: usize, timeout: Duration) ->
     panic!("no experiment VM produced {min_lines} CSV lines within {timeout:?}");
 }
 
+/// Wait until the host itself holds `min_lines` lines (header included) of
+/// run `n` of `variant`: the runner mirrors what it followed to a hidden file
+/// beside the results as it arrives.
+fn wait_for_host_lines(out: &Path, variant: &str, n: u32, min_lines: usize, timeout: Duration) {
+    let p = out.join(format!("scx_simple/custom-churn/{variant}/.run{n}.csv.live"));
+    let start = Instant::now();
+    while std::fs::read_to_string(&p).map(|s| s.lines().count()).unwrap_or(0) < min_lines {
+        assert!(start.elapsed() < timeout, "the host did not hold {min_lines} lines of {} within {timeout:?}", p.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn finish(child: Child) -> (Option<i32>, String) {
     let o = child.wait_with_output().unwrap();
     (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
@@ -74,11 +86,9 @@ fn guest_panic_costs_one_run() {
     let out = t.path().join("res");
     let child = start_experiment(&env, &out, &["--duration", "20"]);
     // The host follows the guest's CSV once a second and a panic loses what
-    // it had not fetched yet: with 5 lines in the guest and 2 s more, the
-    // host holds at least 3 unless it fell over 4 s behind (a cold CI run
-    // once panicked the guest at 3 lines, before the host's next fetch).
-    let vm = wait_for_samples(&env, 1, 5, Duration::from_secs(300));
-    std::thread::sleep(Duration::from_secs(2));
+    // it had not fetched yet: panic once the host holds 3 lines.
+    let vm = wait_for_samples(&env, 1, 3, Duration::from_secs(300));
+    wait_for_host_lines(&out, "control", 1, 3, Duration::from_secs(60));
     // The guest kernel panics mid-run (the SSH session dies with it).
     let _ = env.run(&["ssh", &vm, "--", "sh", "-c", "echo c > /proc/sysrq-trigger"]);
     let (code, text) = finish(child);
@@ -94,6 +104,28 @@ fn guest_panic_costs_one_run() {
     let summary = std::fs::read_to_string(out.join("scx_simple/custom-churn/summary.txt")).unwrap();
     assert!(summary.contains("panicked"), "the summary names the failed run and why: {summary}");
     no_vm_left(&env);
+
+    // --resume alone keeps the failed run; --retry-failed redoes it (and only it).
+    let again = |extra: &[&str]| {
+        let mut c = env.cmd();
+        c.args(["experiment", "scx_simple", "custom-churn", "--config", CFG, "--out", out.to_str().unwrap(), "--duration", "20"]);
+        let o = c.args(extra).output().unwrap();
+        (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o)))
+    };
+    let (code, text) = again(&["--resume"]);
+    assert_eq!(text.matches("done before, skipped").count(), 2, "{code:?} {text}");
+    let (code, text) = again(&["--resume", "--retry-failed"]);
+    assert_eq!(text.matches("done before, skipped").count(), 1, "{text}");
+    assert!(code == Some(0) || code == Some(1), "a verdict, not a tool failure: {text}");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("scx_simple/custom-churn/manifest.json")).unwrap()).unwrap();
+    assert!(m["runs"].as_array().unwrap().iter().all(|r| r["status"] == "ok"), "{m}");
+    let c = run_json(&out, "control", 1);
+    assert_eq!(c["status"], "ok", "{c}");
+    assert!(!out.join("scx_simple/custom-churn/control/run1.serial.log").exists() || !std::fs::read_to_string(
+        out.join("scx_simple/custom-churn/control/run1.serial.log")).unwrap().contains("sysrq: Trigger a crash"),
+        "the failed run's files were replaced");
+    no_vm_left(&env);
 }
 
 #[test]
@@ -103,8 +135,7 @@ fn qemu_killed_from_outside_is_noticed_at_once() {
     let out = t.path().join("res");
     let child = start_experiment(&env, &out, &["--duration", "20"]);
     let vm = wait_for_samples(&env, 1, 3, Duration::from_secs(300));
-    // The host mirrors the CSV once a second: give it the time to see them.
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_host_lines(&out, "control", 1, 2, Duration::from_secs(60));
     let st: serde_json::Value = serde_json::from_slice(&std::fs::read(env.vm_dir(&vm).join("vm.json")).unwrap()).unwrap();
     let pid = st["pid"].as_i64().unwrap() as i32;
     let killed = Instant::now();
@@ -154,7 +185,7 @@ fn sigint_keeps_results_and_resume_finishes() {
         std::thread::sleep(Duration::from_millis(300));
     }
     wait_for_samples(&env, 2, 3, Duration::from_secs(300));
-    std::thread::sleep(Duration::from_secs(2));
+    wait_for_host_lines(&out, "test", 1, 2, Duration::from_secs(60));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let (code, text) = finish(child);
     assert_eq!(code, Some(130), "{text}");

@@ -19,6 +19,9 @@ const VARIANTS: [&str; 5] = ["control", "test", "bpfscan", "exitdel", "taskstor"
 /// Cleanup budget that keeps up with churn under TCG (config/quick-tcg.yaml says why).
 const TCG_CLEANUP: &str = "--cleanup-interval-ms 250 --cleanup-timeout-us 2000 --cleanup-max-age-ms 2000";
 const AGENT: &str = "/root/scx-guest-agent";
+/// Guest shell: wait (up to 60 s) until sched_ext has a scheduler enabled.
+const WAIT_ENABLED: &str =
+    "i=0; until [ \"$(cat /sys/kernel/sched_ext/state)\" = enabled ]; do i=$((i+1)); [ $i -lt 600 ] || exit 9; sleep 0.1; done";
 
 static ONE_GUEST: Mutex<()> = Mutex::new(());
 
@@ -159,7 +162,8 @@ fn twenty_builds_run_leak_or_clean_and_watch_finds_the_map() {
     let t = Instant::now();
     g.ok(&format!(
         "{AGENT} run --sched scx_flatcg --variant test --workload custom-churn --duration 8 --interval 2 {TCG_CLEANUP} \
-         --out /root/w-run > /root/w-run.log 2>&1 & sleep 3; \
+         --out /root/w-run > /root/w-run.log 2>&1 & {WAIT_ENABLED}; \
+         i=0; until [ \"$(wc -l < /root/w-run/run.csv)\" -ge 2 ]; do i=$((i+1)); [ $i -lt 600 ] || exit 9; sleep 0.1; done 2>/dev/null; \
          {AGENT} watch --map-name tracked_tasks --interval 1 --duration 3 --out /root/w.csv; wait $!"
     ));
     let w = g.csv("/root/w.csv");
@@ -199,7 +203,7 @@ fn reset_tells_clean_from_dirty_and_bad_input_is_refused() {
     assert!(text.contains("reset: clean"), "{text}");
 
     // a scheduler still held by a process: reset stops it and is clean after
-    g.ok(&format!("(setsid {AGENT} hold --sched scx_nest --variant control > /root/hold.log 2>&1 < /dev/null &); sleep 2"));
+    g.ok(&format!("(setsid {AGENT} hold --sched scx_nest --variant control > /root/hold.log 2>&1 < /dev/null &); {WAIT_ENABLED}"));
     assert_eq!(g.ok("cat /sys/kernel/sched_ext/state").trim(), "enabled");
     let text = g.ok(&format!("{AGENT} reset"));
     assert!(text.contains("stopped 1 agent process") && text.contains("reset: clean"), "{text}");

@@ -150,6 +150,15 @@ pub async fn follow(
                         if alive().is_some() {
                             continue; // reported at the top of the loop
                         }
+                        // SSH usually dies first; the QMP event that says why
+                        // (a panic, a reset) arrives while we retry
+                        if let Some(rx) = events.as_mut() {
+                            while let Ok(ev) = rx.try_recv() {
+                                if let Some(end) = on_event(ev, &mut paused_at) {
+                                    return (end, live);
+                                }
+                            }
+                        }
                         return (Ending::Unreachable(format!("{e:#}")), live);
                     }
                 }

@@ -89,8 +89,117 @@ impl Manifest {
         self.runs.sort_by_key(|r| (r.iteration, r.variant.clone()));
     }
 
-    /// Runs that need not be redone by --resume.
-    pub fn finished(&self, variant: &str, iteration: u32) -> bool {
-        self.runs.iter().any(|r| r.variant == variant && r.iteration == iteration && r.status != "interrupted")
+    /// Runs that need not be redone by --resume: those that ended, or with
+    /// `retry_failed` only those that ended well.
+    pub fn finished(&self, variant: &str, iteration: u32, retry_failed: bool) -> bool {
+        self.runs.iter().any(|r| {
+            r.variant == variant && r.iteration == iteration && (r.status == "ok" || (r.status == "failed" && !retry_failed))
+        })
+    }
+
+    /// What makes `new` (this invocation) differ from `self` (the group on
+    /// disk) in a way --resume must not mix: each difference named, with the
+    /// old and the new value where they are short.
+    pub fn resume_conflicts(&self, new: &Manifest) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut differ = |what: &str, a: &str, b: &str| {
+            if a != b {
+                out.push(format!("{what} ({} -> {})", if a.is_empty() { "none" } else { a }, if b.is_empty() { "none" } else { b }));
+            }
+        };
+        differ("kernel", &self.kernel.id, &new.kernel.id);
+        differ("image", &self.image_id, &new.image_id);
+        // a kernel we did not build has its agent built later, from the guest
+        if !self.agent_id.is_empty() && !new.agent_id.is_empty() {
+            differ("guest agent", &self.agent_id, &new.agent_id);
+        }
+        differ("reset mode", &self.reset, &new.reset);
+        differ("accelerator", &self.accel, &new.accel);
+        differ("scheduler binaries", &self.custom_binaries.join(" "), &new.custom_binaries.join(" "));
+        differ("scheduler crates", &self.sched_crates.join(" "), &new.sched_crates.join(" "));
+        differ("scheduler arguments", &format!("{:?}", self.sched_args), &format!("{:?}", new.sched_args));
+        differ("leakcheck baseline", &format!("{:?}", self.leakcheck_baseline_s), &format!("{:?}", new.leakcheck_baseline_s));
+        if self.config != new.config {
+            out.push("configuration (the merged config differs; compare manifest.json's config)".into());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            manifest_version: MANIFEST_VERSION,
+            tool_version: "0.1.0".into(),
+            scheduler: "scx_simple".into(),
+            workload: "hackbench".into(),
+            status: "interrupted".into(),
+            started_unix: 1,
+            finished_unix: None,
+            accel: "tcg,thread=single".into(),
+            qemu_version: "10.0".into(),
+            kernel: KernelRef { id: "k1".into(), path: "/k".into(), version: None, has_helper: Some(true) },
+            image_id: "i1".into(),
+            agent_id: "a1".into(),
+            reset: "overlay".into(),
+            variants: vec!["control".into(), "test".into()],
+            iterations: 2,
+            shard: None,
+            custom_binaries: vec![],
+            sched_crates: vec![],
+            sched_args: vec![],
+            leakcheck_baseline_s: None,
+            config: Config::default_config(),
+            runs: vec![],
+        }
+    }
+
+    fn run(variant: &str, iteration: u32, status: &str) -> RunRecord {
+        RunRecord {
+            variant: variant.into(),
+            iteration,
+            status: status.into(),
+            failure: None,
+            started_unix: 1,
+            wall_s: 1.0,
+            boot_s: 0.0,
+            setup_s: 0.0,
+            workload_s: 1.0,
+            pull_s: 0.0,
+            overhead_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn resume_names_what_changed() {
+        let old = manifest();
+        assert!(old.resume_conflicts(&manifest()).is_empty());
+        let mut new = manifest();
+        new.agent_id = "a2".into();
+        new.image_id = "i2".into();
+        assert_eq!(old.resume_conflicts(&new), vec!["image (i1 -> i2)", "guest agent (a1 -> a2)"]);
+        // an agent not built yet (a kernel we did not build) is not a change
+        new = manifest();
+        new.agent_id.clear();
+        assert!(old.resume_conflicts(&new).is_empty());
+        new.config.experiment.duration_s = 99.0;
+        new.reset = "in-guest".into();
+        let c = old.resume_conflicts(&new);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert!(c[0] == "reset mode (overlay -> in-guest)" && c[1].starts_with("configuration"), "{c:?}");
+    }
+
+    #[test]
+    fn retry_failed_redoes_failed_runs_only() {
+        let mut m = manifest();
+        m.record(run("control", 1, "ok"));
+        m.record(run("test", 1, "failed"));
+        m.record(run("control", 2, "interrupted"));
+        assert!(m.finished("control", 1, false) && m.finished("control", 1, true));
+        assert!(m.finished("test", 1, false) && !m.finished("test", 1, true));
+        assert!(!m.finished("control", 2, false) && !m.finished("test", 2, false));
     }
 }

@@ -79,6 +79,8 @@ pub struct Setup {
     pub out: PathBuf,
     pub shard: Option<(u32, u32)>,
     pub resume: bool,
+    /// with resume: redo the runs that failed too
+    pub retry_failed: bool,
     pub force: bool,
     pub vm_name: Option<String>,
     pub custom: Option<Custom>,
@@ -151,6 +153,7 @@ pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
         out: a.out.clone(),
         shard: a.shard.as_deref().map(plan::parse_shard).transpose()?,
         resume: a.resume,
+        retry_failed: a.retry_failed,
         force: a.force,
         vm_name: a.vm_name.clone(),
         custom,
@@ -440,6 +443,19 @@ async fn run_with(a: ExperimentArgs, leakcheck_baseline_s: Option<f64>) -> Resul
     Ok(code)
 }
 
+/// Remove `run<n>.*` (and its hidden live mirror) from a variant directory.
+fn remove_run_files(vdir: &Path, n: u32) -> Result<()> {
+    let Ok(rd) = std::fs::read_dir(vdir) else { return Ok(()) };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let name = name.strip_prefix('.').unwrap_or(&name);
+        if crate::report::layout::parse_run_name(name).is_some_and(|(k, _)| k == n) {
+            std::fs::remove_file(e.path()).with_context(|| format!("cannot remove {}", e.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
 async fn shutdown_vm(vm: Vm, reused: bool) {
     if reused {
         return; // the user's VM stays up
@@ -457,9 +473,14 @@ impl Runner {
             }
             let dir = group_dir(&self.s.out, &run.sched, run.workload);
             self.manifest_for(&dir, run)?;
-            if self.manifests[&dir].finished(&run.variant, run.iteration) {
+            if self.manifests[&dir].finished(&run.variant, run.iteration, self.s.retry_failed) {
                 eprintln!("[run {}/{}] {}: done before, skipped (--resume)", k + 1, total, run.label());
                 continue;
+            }
+            if self.s.retry_failed {
+                // a failed run's files go before it is redone: none of them may
+                // be mistaken for the new run's
+                remove_run_files(&dir.join(&run.variant), run.iteration)?;
             }
             let rec = self.one(run, k + 1, total, &dir).await?;
             let m = self.manifests.get_mut(&dir).unwrap();
@@ -511,10 +532,12 @@ impl Runner {
         };
         let m = if self.s.resume && path.exists() {
             let mut old = Manifest::load(&path)?;
-            if old.config != fresh.config || old.reset != fresh.reset || old.kernel.id != fresh.kernel.id {
+            let changed = old.resume_conflicts(&fresh);
+            if !changed.is_empty() {
                 bail!(BadInput(format!(
-                    "{} was made with another configuration, reset mode or kernel: --resume would mix them; use --force to start over",
-                    path.display()
+                    "{}: --resume would mix runs made differently; changed: {}. Use --force to start over, or --out DIR",
+                    path.display(),
+                    changed.join(", ")
                 )));
             }
             old.status = "running".into();
@@ -684,6 +707,11 @@ impl Runner {
         let label = run.label();
         let dur = self.s.duration;
         let mut cancel = self.cancel.clone();
+        // The samples followed so far, on disk as they arrive: nothing is lost
+        // if this process dies mid-run, and tests can wait on the file.
+        let live_path = dir.join(&run.variant).join(format!(".run{}.csv.live", run.iteration));
+        std::fs::create_dir_all(dir.join(&run.variant)).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut mirrored = 0;
         let vm_ref = self.vm.as_mut().unwrap();
         let (ending, live) = guest_run::follow(
             &mut ssh,
@@ -694,6 +722,9 @@ impl Runner {
             interval,
             &mut cancel,
             |live, el| {
+                if live.csv.len() > mirrored && crate::paths::write_atomic(&live_path, live.csv.as_bytes()).is_ok() {
+                    mirrored = live.csv.len();
+                }
                 prog.update(&format!(
                     "{label}: {:.0}/{dur:.0} s, map entries {}",
                     el.as_secs_f64(),
@@ -747,6 +778,7 @@ impl Runner {
         }
         self.store(run, dir, &stage, &live.csv, &serial_path, serial_offset, status, failure.clone(), started)?;
         let _ = std::fs::remove_dir_all(&stage);
+        let _ = std::fs::remove_file(&live_path);
         let pull_s = pull_t.elapsed().as_secs_f64();
         let wall_s = t0.elapsed().as_secs_f64();
         if !guest_alive || self.s.reset == ResetMode::Overlay {

@@ -1,14 +1,14 @@
 //! What each subcommand does, on top of the library modules.
 
-use crate::accel::{self, AccelRequest};
+use crate::machine::accel::{self, AccelRequest};
 use crate::cli::*;
 use crate::config::Config;
-use crate::image;
-use crate::kernel::{self, KernelOptions};
+use crate::artifacts::image;
+use crate::artifacts::kernel::{self, KernelOptions};
 use crate::paths;
-use crate::qemu::{self, VmSpec};
-use crate::ssh::{self, ToolKey};
-use crate::vm::{self, Launch, Vm};
+use crate::machine::qemu::{self, VmSpec};
+use crate::machine::ssh::{self, ToolKey};
+use crate::machine::vm::{self, Launch, Vm};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -89,7 +89,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Cmd::Agent(AgentCmd::Build(f)) => {
             let t = std::time::Instant::now();
             let k = kernel::build(&kernel_opts(&f, None, false)).await?;
-            let a = crate::agent::build(&k.vmlinux_h()).await?;
+            let a = crate::artifacts::agent::build(&k.vmlinux_h()).await?;
             println!("agent {} for kernel {} ready in {:.2} s: {}", a.id, k.info.id, t.elapsed().as_secs_f64(), a.path.display());
             Ok(0)
         }
@@ -120,7 +120,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
 }
 
 async fn sched_cmd(c: SchedCmd) -> Result<i32> {
-    use crate::sched_crate::{self as sc, SchedRef};
+    use crate::artifacts::sched_crate::{self as sc, SchedRef};
     match c {
         SchedCmd::Build { sched, force } => {
             let r = SchedRef::parse(&sched).map_err(bad)?;
@@ -185,21 +185,21 @@ pub async fn resolve_kernel(vm: &VmArgs) -> Result<KernelChoice> {
             let k = kernel::default_kernel().await?;
             Ok(KernelChoice { bzimage: k.bzimage(), id: k.info.id.clone(), built: Some(k) })
         }
-        Some(s) if crate::download::is_url(s) => {
+        Some(s) if crate::artifacts::download::is_url(s) => {
             let sha = vm.kernel_sha256.as_deref().ok_or_else(|| {
                 bad(anyhow::anyhow!("--kernel {s} is a URL: give --kernel-sha256 HEX so the download can be checked"))
             })?;
             // A malformed --kernel-sha256, or one the file does not have, is the user's input.
-            let p = crate::download::fetch(s, sha, "kernel")
+            let p = crate::artifacts::download::fetch(s, sha, "kernel")
                 .await
-                .map_err(|e| bad_if(e, crate::download::DownloadError::is_bad_input))?;
+                .map_err(|e| bad_if(e, crate::artifacts::download::DownloadError::is_bad_input))?;
             qemu::check_bzimage(&p).map_err(bad)?;
             Ok(KernelChoice { bzimage: p, id: format!("sha256:{}", &sha[..16.min(sha.len())]), built: None })
         }
         Some(s) => {
             let p = PathBuf::from(s);
             qemu::check_bzimage(&p).map_err(bad)?;
-            let sha = crate::download::sha256_file(&p)?;
+            let sha = crate::artifacts::download::sha256_file(&p)?;
             // A kernel from our cache keeps its identity (and its vmlinux.h).
             let built = p.parent().and_then(|d| {
                 let info: kernel::KernelInfo = serde_json::from_slice(&std::fs::read(d.join("kernel.json")).ok()?).ok()?;
@@ -475,7 +475,7 @@ async fn status(a: NameArg) -> Result<i32> {
     let mut vm = attach(&name).await?;
     let run_state = match vm.connect_qmp().await {
         Ok(()) => match vm.qmp.as_ref().unwrap().query_status().await {
-            Ok(s) => crate::qmp::run_state_name(&s),
+            Ok(s) => crate::machine::qmp::run_state_name(&s),
             Err(e) => format!("unknown ({e})"),
         },
         Err(e) => format!("unknown ({e:#})"),
@@ -614,7 +614,7 @@ mod tests {
 
     #[test]
     fn typed_errors_decide_bad_input() {
-        use crate::download::DownloadError;
+        use crate::artifacts::download::DownloadError;
         let in_use = || anyhow::Error::from(vm::VmError::NameInUse { name: "scx1".into(), pid: 42 });
         let e = bad_if(in_use(), vm::VmError::is_bad_input);
         assert_eq!(exit_code(&e), 2);

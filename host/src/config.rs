@@ -117,7 +117,7 @@ impl Config {
             bail!("experiment.variants is empty: give at least one of control, test, bpfscan, exitdel, taskstor");
         }
         crate::names::ResetMode::parse(&e.reset)?;
-        crate::accel::AccelRequest::parse(&self.vm.accel)?;
+        crate::machine::accel::AccelRequest::parse(&self.vm.accel)?;
         if self.vm.cpus == 0 || self.vm.memory_mib < 256 {
             bail!("vm.cpus must be >= 1 and vm.memory_mib >= 256");
         }

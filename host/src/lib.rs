@@ -3,34 +3,24 @@
 //! task maps bounded.
 //!
 //! Where things live: `cli` (clap) and `commands` (what each subcommand does);
-//! `kernel`, `image`, `sched_crate` (cached artifacts; scx schedulers from crates.io); `accel`, `qemu`, `vm` (VM lifecycle);
-//! `qmp` (QMP client), `ssh` (SSH transport), `transfer` (tar in/out);
-//! `report` (summary, verdict, HTML, JUnit).
+//! `machine/` (the VM: accelerator, QEMU, the QMP client, the SSH transport,
+//! tar in/out); `artifacts/` (cached builds: kernel, image, agent, scx
+//! schedulers from crates.io); `experiment/` (plans, runs, manifests);
+//! `report/` (summary, verdict, leak check, HTML, JUnit); `bench/`;
+//! `selftest/` (the helper's contract and the kernel's sched_ext selftests).
+//! What host and guest exchange is the `scx_contract` crate.
 
-pub mod accel;
-pub mod agent;
+pub mod artifacts;
 pub mod bench;
-pub mod btf;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod debsrc;
-pub mod download;
 pub mod exit;
 pub mod experiment;
-pub mod image;
-pub mod kernel;
-pub mod kselftest;
 pub mod names;
-pub mod pahole;
 pub mod paths;
+pub mod machine;
 pub mod progress;
-pub mod qemu;
-pub mod qmp;
 pub mod report;
-pub mod sched_crate;
 pub mod selftest;
-pub mod ssh;
 pub mod term;
-pub mod transfer;
-pub mod vm;

@@ -10,8 +10,8 @@ use super::scan::Scan;
 use scx_contract::bench::{CountResult, SamplerResult, ScanResult};
 use crate::cli::VmArgs;
 use crate::config::Config;
-use crate::ssh::{join_argv, Ssh};
-use crate::vm::Vm;
+use crate::machine::ssh::{join_argv, Ssh};
+use crate::machine::vm::Vm;
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
 use std::time::Instant;
@@ -57,10 +57,10 @@ async fn measure(
     let ssh = vm.ssh().await?;
     let h = match vmlinux_h {
         Some(h) => h,
-        None => crate::agent::vmlinux_h_from_guest(&ssh).await?,
+        None => crate::artifacts::agent::vmlinux_h_from_guest(&ssh).await?,
     };
-    let agent = crate::agent::build(&h).await?;
-    crate::agent::install(&ssh, &agent).await?;
+    let agent = crate::artifacts::agent::build(&h).await?;
+    crate::artifacts::agent::install(&ssh, &agent).await?;
     m.agent_id = agent.id.clone();
     m.guest_kernel = ssh.exec("uname -r").await?.stdout_str().trim().to_string();
     eprintln!("[bench] (a) counting a 16k-entry map: agent vs bpftool map dump");
@@ -75,7 +75,7 @@ async fn measure(
 
 /// Run `scx-guest-agent bench ARGS` and parse the JSON line it prints.
 async fn agent_json<T: DeserializeOwned>(ssh: &Ssh, args: &[String]) -> Result<T> {
-    let cmd = format!("{} bench {}", crate::agent::GUEST_PATH, join_argv(args));
+    let cmd = format!("{} bench {}", crate::artifacts::agent::GUEST_PATH, join_argv(args));
     let o = ssh.exec(&cmd).await?;
     if o.status != 0 {
         let err = o.stderr_str();

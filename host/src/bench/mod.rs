@@ -130,7 +130,7 @@ pub async fn run(a: BenchArgs) -> Result<i32> {
     let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let cfg = Config::default_config();
     let mut m = machine::Machine::host();
-    m.qemu_version = crate::qemu::qemu_version()?;
+    m.qemu_version = crate::machine::qemu::qemu_version()?;
     let g = guest::run(&a.vm, &cfg, a.short, &mut m).await?;
 
     eprintln!("[bench] (d, e) experiment {} {}: control vs test", workload::SCHEDULER, workload::WORKLOAD);

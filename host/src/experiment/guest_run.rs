@@ -3,8 +3,8 @@
 //! dies still leaves every sample it took), watch QMP for panics, and pull the
 //! run's files when it ends.
 
-use crate::qmp::VmEvent;
-use crate::ssh::{quote, Ssh, Target};
+use crate::machine::qmp::VmEvent;
+use crate::machine::ssh::{quote, Ssh, Target};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -196,7 +196,7 @@ pub async fn start_detached(ssh: &Ssh, argv: &[String]) -> Result<()> {
          (setsid sh -c '{argv}; echo $? > {out}/agent.exit.tmp; mv {out}/agent.exit.tmp {out}/agent.exit' \
          > {out}/agent.log 2>&1 < /dev/null &)",
         out = GUEST_OUT,
-        argv = crate::ssh::join_argv(argv).replace('\'', "'\\''"),
+        argv = crate::machine::ssh::join_argv(argv).replace('\'', "'\\''"),
     );
     ssh.check(&cmd).await.context("starting the agent in the guest")?;
     Ok(())

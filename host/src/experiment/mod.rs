@@ -13,7 +13,7 @@ use crate::commands::{bad, BadInput, Prepared};
 use crate::config::Config;
 use crate::names::{ResetMode, Workload};
 use crate::progress::Progress;
-use crate::vm::Vm;
+use crate::machine::vm::Vm;
 use anyhow::{bail, Context, Result};
 use guest_run::{Ending, GUEST_OUT};
 use scx_contract::exit::LOAD_FAILED as AGENT_LOAD_FAILED;
@@ -45,7 +45,7 @@ pub struct Custom {
     /// argv for each binary, in the order of `bins`
     pub args: Vec<Vec<String>>,
     /// --sched: the crates the binaries are built from, in the order of `bins`
-    pub crates: Vec<crate::sched_crate::SchedRef>,
+    pub crates: Vec<crate::artifacts::sched_crate::SchedRef>,
     /// the built crates, name@version (after build_crates)
     pub crate_labels: Vec<String>,
     pub start_timeout_s: f64,
@@ -53,10 +53,10 @@ pub struct Custom {
 
 impl Custom {
     /// Build the --sched crates (cached) and point `bins` at them.
-    pub async fn build_crates(&mut self) -> Result<Vec<crate::sched_crate::Built>> {
+    pub async fn build_crates(&mut self) -> Result<Vec<crate::artifacts::sched_crate::Built>> {
         let mut built = Vec::new();
         for (i, r) in self.crates.clone().iter().enumerate() {
-            let b = crate::sched_crate::build(r, false).await?;
+            let b = crate::artifacts::sched_crate::build(r, false).await?;
             eprintln!("[sched] {} ready: {}", b.label(), b.binary().display());
             self.bins[i].1 = b.binary();
             self.crate_labels.push(b.label());
@@ -166,10 +166,10 @@ pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
 /// --sched-bin or --sched, --map-name and --sched-args, checked: one binary
 /// runs as variant `custom`, two as `control` and `test`.
 fn custom_setup(a: &ExperimentArgs) -> Result<Option<Custom>> {
-    let (bins, crates, flag): (Vec<PathBuf>, Vec<crate::sched_crate::SchedRef>, &str) = match (&a.sched_bin, &a.sched) {
+    let (bins, crates, flag): (Vec<PathBuf>, Vec<crate::artifacts::sched_crate::SchedRef>, &str) = match (&a.sched_bin, &a.sched) {
         (Some(b), _) => (b.clone(), Vec::new(), "--sched-bin"),
         (None, Some(refs)) => {
-            let refs = refs.iter().map(|r| crate::sched_crate::SchedRef::parse(r)).collect::<Result<Vec<_>>>()?;
+            let refs = refs.iter().map(|r| crate::artifacts::sched_crate::SchedRef::parse(r)).collect::<Result<Vec<_>>>()?;
             // the path is filled in once the crate is built (Custom::build_crates)
             (refs.iter().map(|r| PathBuf::from(&r.name)).collect(), refs, "--sched")
         }
@@ -297,7 +297,7 @@ fn check_out(s: &Setup) -> Result<()> {
 struct Runner {
     s: Setup,
     prepared: Prepared,
-    agent: Option<crate::agent::Agent>,
+    agent: Option<crate::artifacts::agent::Agent>,
     vm: Option<Vm>,
     /// The current VM has the agent (and the custom binaries) installed.
     installed: bool,
@@ -371,7 +371,7 @@ async fn run_with(a: ExperimentArgs, leakcheck_baseline_s: Option<f64>) -> Resul
         bail!(BadInput(format!("kernel {}: {note}", prepared.kernel.id)));
     }
     let agent = match &prepared.kernel.built {
-        Some(k) => Some(crate::agent::build(&k.vmlinux_h()).await?),
+        Some(k) => Some(crate::artifacts::agent::build(&k.vmlinux_h()).await?),
         None => None, // a kernel we did not build: its BTF is read from the first guest
     };
     let (cancel_tx, cancel) = watch::channel(false);
@@ -393,7 +393,7 @@ async fn run_with(a: ExperimentArgs, leakcheck_baseline_s: Option<f64>) -> Resul
             }
         }
     });
-    let qemu_version = crate::qemu::qemu_version()?;
+    let qemu_version = crate::machine::qemu::qemu_version()?;
     let mut r = Runner {
         s,
         prepared,
@@ -562,7 +562,7 @@ impl Runner {
                 self.vm_seq += 1;
                 let mut p = self.prepared.spec.clone();
                 p.name = format!("{}-{}", self.prepared.spec.name, self.vm_seq);
-                p.ssh_port = crate::vm::free_port()?;
+                p.ssh_port = crate::machine::vm::free_port()?;
                 let prep = Prepared { spec: p, kernel: self.prepared.kernel.clone(), image: self.prepared.image.clone(), notice: None };
                 crate::commands::boot(&prep, &self.s.cfg, true, None).await?
             }
@@ -573,7 +573,7 @@ impl Runner {
     }
 
     /// Check once that the guest kernel can run what was asked.
-    async fn check_kernel(&mut self, ssh: &crate::ssh::Ssh) -> Result<()> {
+    async fn check_kernel(&mut self, ssh: &crate::machine::ssh::Ssh) -> Result<()> {
         if self.checked_kernel {
             return Ok(());
         }
@@ -596,19 +596,19 @@ impl Runner {
         Ok(())
     }
 
-    async fn install(&mut self, ssh: &crate::ssh::Ssh) -> Result<()> {
+    async fn install(&mut self, ssh: &crate::machine::ssh::Ssh) -> Result<()> {
         if self.installed {
             return Ok(());
         }
         if self.agent.is_none() {
-            let h = crate::agent::vmlinux_h_from_guest(ssh).await?;
-            self.agent = Some(crate::agent::build(&h).await?);
+            let h = crate::artifacts::agent::vmlinux_h_from_guest(ssh).await?;
+            self.agent = Some(crate::artifacts::agent::build(&h).await?);
             let id = self.agent.as_ref().unwrap().id.clone();
             for m in self.manifests.values_mut() {
                 m.agent_id = id.clone();
             }
         }
-        crate::agent::install(ssh, self.agent.as_ref().unwrap()).await?;
+        crate::artifacts::agent::install(ssh, self.agent.as_ref().unwrap()).await?;
         if let Some(c) = &self.s.custom {
             for (v, p) in &c.bins {
                 ssh.upload(p, "/root/custom", Some(v)).await.with_context(|| format!("copying {} in", p.display()))?;
@@ -623,7 +623,7 @@ impl Runner {
             "cleanup": self.s.cfg.cleanup,
             "workloads": self.s.cfg.workloads,
         });
-        let mut argv: Vec<String> = vec![crate::agent::GUEST_PATH.into()];
+        let mut argv: Vec<String> = vec![crate::artifacts::agent::GUEST_PATH.into()];
         match &self.s.custom {
             None => argv.extend(
                 [
@@ -688,7 +688,7 @@ impl Runner {
         bounded(limit_s, "the guest kernel check", self.check_kernel(&ssh)).await?;
         bounded(limit_s.max(120), "the agent to be installed", self.install(&ssh)).await?;
         if self.s.reset == ResetMode::InGuest {
-            let o = ssh.exec(&format!("{} reset", crate::agent::GUEST_PATH)).await?;
+            let o = ssh.exec(&format!("{} reset", crate::artifacts::agent::GUEST_PATH)).await?;
             if o.status != 0 {
                 let why = format!("in-guest reset left the guest dirty: {}", (o.stderr_str() + &o.stdout_str()).trim());
                 return self.failed_early(run, dir, started, t0, boot_s, &why).await;

@@ -105,7 +105,7 @@ fn bpf_clang() -> Option<String> {
     if let Ok(c) = std::env::var("BPF_CLANG") {
         return Some(c);
     }
-    ["clang", "clang-19"].iter().find(|c| crate::kernel::which(c).is_some()).map(|c| c.to_string())
+    ["clang", "clang-19"].iter().find(|c| crate::artifacts::kernel::which(c).is_some()).map(|c| c.to_string())
 }
 
 /// libclang for bindgen: clang-sys finds it under /usr/lib/llvm-*/lib, or LIBCLANG_PATH.
@@ -133,7 +133,7 @@ fn has_libclang_so(d: &Path) -> bool {
 /// What the host lacks to build an scx crate, each as (what, Debian package).
 pub fn missing_prerequisites() -> Vec<(&'static str, &'static str)> {
     let mut m = Vec::new();
-    if crate::kernel::which("cargo").is_none() {
+    if crate::artifacts::kernel::which("cargo").is_none() {
         m.push(("cargo (a Rust toolchain, 1.91 or newer for scx 1.1.x)", "rustup"));
     }
     if bpf_clang().is_none() {
@@ -142,7 +142,7 @@ pub fn missing_prerequisites() -> Vec<(&'static str, &'static str)> {
     if libclang_dir().is_none() {
         m.push(("libclang for bindgen", "libclang-19-dev"));
     }
-    if crate::kernel::which("pkg-config").is_none() {
+    if crate::artifacts::kernel::which("pkg-config").is_none() {
         m.push(("pkg-config", "pkg-config"));
     } else {
         for (lib, pkg) in [("libelf", "libelf-dev"), ("zlib", "zlib1g-dev")] {

@@ -4,7 +4,7 @@
 //! device) and then a qcow2 base, cached by the recipe's hash. The guest's SSH
 //! host key is made here and recorded so every VM of this image can be pinned.
 
-use crate::kernel::which;
+use crate::artifacts::kernel::which;
 use crate::paths;
 use crate::progress::Progress;
 use anyhow::{bail, Context, Result};

@@ -3,9 +3,9 @@
 //! `down`) find it; `down` powers it off and leaves nothing behind.
 
 use crate::paths;
-use crate::qemu::{self, RunFiles, VmSpec};
-use crate::qmp::{Qmp, VmEvent};
-use crate::ssh::{Ssh, SshError, Target, ToolKey};
+use crate::machine::qemu::{self, RunFiles, VmSpec};
+use crate::machine::qmp::{Qmp, VmEvent};
+use crate::machine::ssh::{Ssh, SshError, Target, ToolKey};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

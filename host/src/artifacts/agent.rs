@@ -4,7 +4,7 @@
 
 use crate::paths;
 use crate::progress::Progress;
-use crate::ssh::Ssh;
+use crate::machine::ssh::Ssh;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::BufRead;
@@ -66,7 +66,7 @@ pub async fn build(vmlinux_h: &Path) -> Result<Agent> {
         return Ok(Agent { path, id });
     }
     for tool in ["cargo", "clang-19"] {
-        if crate::kernel::which(tool).is_none() {
+        if crate::artifacts::kernel::which(tool).is_none() {
             let pkg = if tool == "cargo" { "a Rust toolchain (https://rustup.rs)" } else { "apt-get install clang-19 llvm-19 libbpf-dev" };
             bail!("{tool} is needed to build the guest agent: {pkg}");
         }

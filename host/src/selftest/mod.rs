@@ -7,11 +7,12 @@
 //! failure fails `selftest`. Last, the guest's dmesg over the whole run: any
 //! lockdep, sleep-in-atomic, KASAN, WARNING or oops report fails it.
 
+pub mod kselftest;
+
 use crate::cli::SelftestArgs;
 use crate::commands::{bad, BadInput};
 use crate::config::Config;
-use crate::kselftest;
-use crate::vm::Vm;
+use crate::machine::vm::Vm;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 
@@ -29,7 +30,7 @@ pub async fn run(a: SelftestArgs) -> Result<i32> {
     let mut vm_args = a.vm.clone();
     let debug = a.debug;
     if debug && vm_args.kernel.is_none() {
-        let k = crate::kernel::build(&crate::kernel::KernelOptions { debug: true, ..Default::default() }).await?;
+        let k = crate::artifacts::kernel::build(&crate::artifacts::kernel::KernelOptions { debug: true, ..Default::default() }).await?;
         vm_args.kernel = Some(k.bzimage().display().to_string());
     }
     let want = !a.no_kernel_selftests;
@@ -67,7 +68,7 @@ enum KernelTests {
     Runner(std::path::PathBuf),
 }
 
-async fn kernel_tests(want: bool, k: Option<&crate::kernel::Kernel>, bzimage: &std::path::Path) -> Result<KernelTests> {
+async fn kernel_tests(want: bool, k: Option<&crate::artifacts::kernel::Kernel>, bzimage: &std::path::Path) -> Result<KernelTests> {
     Ok(match (want, k) {
         (false, _) => KernelTests::Off,
         (true, None) => KernelTests::NoTree(format!(
@@ -81,7 +82,7 @@ async fn kernel_tests(want: bool, k: Option<&crate::kernel::Kernel>, bzimage: &s
 
 async fn in_guest(vm: &Vm, debug: bool, ktests: &KernelTests) -> Result<i32> {
     let ssh = vm.ssh().await?;
-    let h = crate::agent::vmlinux_h_from_guest(&ssh).await?;
+    let h = crate::artifacts::agent::vmlinux_h_from_guest(&ssh).await?;
     // Say plainly when the kernel lacks the helper, before any verifier dump.
     let o = ssh.exec("grep -qw scx_bpf_map_scan_timeout /proc/kallsyms").await?;
     if o.status != 0 {
@@ -91,12 +92,12 @@ async fn in_guest(vm: &Vm, debug: bool, ktests: &KernelTests) -> Result<i32> {
                 .into()
         ));
     }
-    let agent = crate::agent::build(&h).await?;
-    crate::agent::install(&ssh, &agent).await?;
+    let agent = crate::artifacts::agent::build(&h).await?;
+    crate::artifacts::agent::install(&ssh, &agent).await?;
     ssh.exec("dmesg -C").await?;
     let t = std::time::Instant::now();
     let code = ssh
-        .exec_streamed(&format!("{} selftest", crate::agent::GUEST_PATH), None, |err, d| {
+        .exec_streamed(&format!("{} selftest", crate::artifacts::agent::GUEST_PATH), None, |err, d| {
             if err {
                 let _ = std::io::stderr().write_all(d);
             } else {
@@ -132,7 +133,7 @@ async fn in_guest(vm: &Vm, debug: bool, ktests: &KernelTests) -> Result<i32> {
 
 /// Copy the runner in, run every test, print one line each and the totals.
 /// False when a test failed or the runner did not finish.
-async fn run_kernel_tests(ssh: &crate::ssh::Ssh, runner: &std::path::Path) -> Result<bool> {
+async fn run_kernel_tests(ssh: &crate::machine::ssh::Ssh, runner: &std::path::Path) -> Result<bool> {
     let name = kselftest::GUEST_PATH.rsplit('/').next().unwrap_or("scx-kselftest-runner");
     ssh.upload(runner, "/root", Some(name)).await.context("copying the sched_ext selftests' runner in")?;
     let t = std::time::Instant::now();

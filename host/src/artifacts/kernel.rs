@@ -94,14 +94,14 @@ enum Source {
 impl Source {
     fn resolve(opts: &KernelOptions) -> Result<Source> {
         let s = canonical_source(opts.source.as_deref().unwrap_or(DEFAULT_SOURCE)).to_string();
-        if crate::download::is_url(&s) {
+        if crate::artifacts::download::is_url(&s) {
             let sha = opts.source_sha256.clone().with_context(|| {
                 format!("a kernel source URL needs --source-sha256 HASH (the tarball is checked against it): {s}")
             })?;
             return Ok(Source::Url { url: s, sha256: sha });
         }
-        if let Some((pkg, suite)) = crate::debsrc::split(&s) {
-            let (tarball, version) = crate::debsrc::fetch(pkg, suite, opts.force)?;
+        if let Some((pkg, suite)) = crate::artifacts::debsrc::split(&s) {
+            let (tarball, version) = crate::artifacts::debsrc::fetch(pkg, suite, opts.force)?;
             return Ok(Source::Pkg { name: s.clone(), tarball, version });
         }
         let p = Path::new(&s);
@@ -320,7 +320,7 @@ fn load(dir: &Path) -> Option<Kernel> {
 
 /// The cached kernel for these options, if built.
 pub fn cached(opts: &KernelOptions) -> Result<Option<Kernel>> {
-    let Ok(ph) = crate::pahole::select(false, &mut |_| {}) else {
+    let Ok(ph) = crate::artifacts::pahole::select(false, &mut |_| {}) else {
         return Ok(None);
     };
     let (_, _, id, _) = ids(opts, &ph.version)?;
@@ -329,7 +329,7 @@ pub fn cached(opts: &KernelOptions) -> Result<Option<Kernel>> {
 
 /// Build (or find in the cache) the kernel for `opts`.
 pub async fn build(opts: &KernelOptions) -> Result<Kernel> {
-    let ph = crate::pahole::select(true, &mut |w| eprintln!("kernel: {w}"))?;
+    let ph = crate::artifacts::pahole::select(true, &mut |w| eprintln!("kernel: {w}"))?;
     let (src, rec, id, work_id) = ids(opts, &ph.version)?;
     let out = kernel_root().join(&id);
     if !opts.force {
@@ -370,7 +370,7 @@ fn build_blocking(
     rec: Recipe,
     id: &str,
     work_id: &str,
-    ph: &crate::pahole::Pahole,
+    ph: &crate::artifacts::pahole::Pahole,
 ) -> Result<Kernel> {
     // Kconfig reads pahole's version too (CONFIG_PAHOLE_VERSION), so every
     // make sees the same one.
@@ -397,7 +397,7 @@ fn build_blocking(
         let tarball = match &src {
             Source::Pkg { tarball, .. } => Some(tarball.clone()),
             Source::Url { url, sha256 } => {
-                Some(tokio::runtime::Handle::current().block_on(crate::download::fetch(url, sha256, "kernel source"))?)
+                Some(tokio::runtime::Handle::current().block_on(crate::artifacts::download::fetch(url, sha256, "kernel source"))?)
             }
             Source::Dir(_) => None,
         };
@@ -530,7 +530,7 @@ fn build_blocking(
         bail!("bpftool could not dump the kernel's BTF: {}", String::from_utf8_lossy(&h.stderr).trim());
     }
     std::fs::write(tmp.join("vmlinux.h"), &h.stdout)?;
-    let btf = crate::btf::Btf::from_elf_file(&tmp.join("vmlinux"))?;
+    let btf = crate::artifacts::btf::Btf::from_elf_file(&tmp.join("vmlinux"))?;
     let notes: Vec<String> = pahole_note(&tree, &ph.version).into_iter().collect();
     for n in &notes {
         p.note(&format!("warning: {n}"));
@@ -565,7 +565,7 @@ fn pahole_note(tree: &Path, v: &str) -> Option<String> {
     if !btf_h.contains("KF_IMPLICIT_ARGS") {
         return None;
     }
-    (crate::pahole::version_number(v)? < crate::pahole::MIN).then(|| {
+    (crate::artifacts::pahole::version_number(v)? < crate::artifacts::pahole::MIN).then(|| {
         format!(
             "pahole {v} is older than 1.26: this kernel's sched_ext kfuncs with implicit arguments \
              (KF_IMPLICIT_ARGS) get no BPF-facing prototypes, so schedulers will not load on it \
@@ -791,7 +791,7 @@ mod tests {
         assert_eq!(canonical_source("debian-6.12"), DEFAULT_SOURCE);
         assert_eq!(canonical_source("linux-source-7.2@sid"), "linux-source-7.2@sid");
         for (_, c) in NAMED_SOURCES {
-            assert!(*c == DEFAULT_SOURCE || crate::debsrc::split(c).is_some(), "{c}");
+            assert!(*c == DEFAULT_SOURCE || crate::artifacts::debsrc::split(c).is_some(), "{c}");
         }
     }
 

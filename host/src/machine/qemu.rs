@@ -1,7 +1,7 @@
 //! The QEMU command line, as plain data turned into argv (no shell), and the
 //! checks on the files it is given.
 
-use crate::accel::Accel;
+use crate::machine::accel::Accel;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Read;

@@ -11,7 +11,7 @@
 //! # SKIP `, `not ok N name # `), then `PASSED:`, `SKIPPED:` and `FAILED:`
 //! totals; it exits 0 either way, so the verdict comes from those lines.
 
-use crate::kernel::Kernel;
+use crate::artifacts::kernel::Kernel;
 use crate::paths;
 use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
@@ -74,7 +74,7 @@ pub async fn build(k: &Kernel) -> Result<PathBuf> {
         );
     }
     for tool in ["make", "gcc", "clang-19", "llvm-strip-19"] {
-        if crate::kernel::which(tool).is_none() {
+        if crate::artifacts::kernel::which(tool).is_none() {
             bail!("building the kernel's sched_ext selftests needs {tool}: apt-get install make gcc clang-19 llvm-19");
         }
     }
@@ -156,7 +156,7 @@ fn build_blocking(tree: &Path, vmlinux: &Path, id: &str, dir: &Path) -> Result<P
 /// The kernel `k` a VM booted, if it is one of ours (its bzImage sits next to kernel.json).
 pub fn built_kernel(bzimage: &Path) -> Option<Kernel> {
     let d = bzimage.parent()?;
-    let info: crate::kernel::KernelInfo = serde_json::from_slice(&std::fs::read(d.join("kernel.json")).ok()?).ok()?;
+    let info: crate::artifacts::kernel::KernelInfo = serde_json::from_slice(&std::fs::read(d.join("kernel.json")).ok()?).ok()?;
     Some(Kernel { dir: d.to_path_buf(), info })
 }
 

@@ -296,7 +296,7 @@ impl Ssh {
             .map(str::to_owned)
             .or_else(|| local.file_name().map(|n| n.to_string_lossy().into_owned()))
             .context("source has no file name")?;
-        let archive = tokio::task::spawn_blocking(move || crate::transfer::pack(&local, &name)).await??;
+        let archive = tokio::task::spawn_blocking(move || crate::machine::transfer::pack(&local, &name)).await??;
         let cmd = format!("mkdir -p {d} && tar -x -p -f - -C {d}", d = quote(remote_dir));
         let o = self.exec_input(&cmd, Some(archive)).await?;
         if o.status != 0 {
@@ -331,7 +331,7 @@ impl Ssh {
             bail!("reading {remote} in the guest failed: {}", o.stderr_str().trim());
         }
         let dir = local_dir.to_path_buf();
-        tokio::task::spawn_blocking(move || crate::transfer::unpack_safely(&o.stdout[..], &dir)).await?
+        tokio::task::spawn_blocking(move || crate::machine::transfer::unpack_safely(&o.stdout[..], &dir)).await?
     }
 
     /// An interactive login shell on a pseudo-terminal; returns the shell's exit code.

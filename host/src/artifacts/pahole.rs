@@ -7,7 +7,7 @@
 //! loader: nothing is installed on the host. Every kernel is built with the
 //! same pahole >= 1.26, and its version is part of the kernel's cache key.
 
-use crate::debsrc;
+use crate::artifacts::debsrc;
 use crate::paths;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -105,7 +105,7 @@ fn fetch() -> Result<Pahole> {
 /// host's older one is used with a warning (6.12 builds fine with it; the
 /// kernel build notes what a 7.x tree loses).
 pub fn select(may_fetch: bool, warn: &mut dyn FnMut(&str)) -> Result<Pahole> {
-    let host = crate::kernel::which("pahole").and_then(|p| version_of(&p).map(|v| (p, v)));
+    let host = crate::artifacts::kernel::which("pahole").and_then(|p| version_of(&p).map(|v| (p, v)));
     if let Some((cmd, version)) = &host {
         if version_number(version).unwrap_or(0) >= MIN {
             return Ok(Pahole { cmd: cmd.clone(), version: version.clone(), origin: "host".into() });

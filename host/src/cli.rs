@@ -1,5 +1,5 @@
 //! The command line (clap). Every subcommand's help says what it does, its
-//! defaults, and an example; `commands` carries them out.
+//! defaults, and an example; `cmd/` carries them out.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

@@ -2,7 +2,9 @@
 //! them under stress, and judge whether `scx_bpf_map_scan_timeout` keeps their
 //! task maps bounded.
 //!
-//! Where things live: `cli` (clap) and `commands` (what each subcommand does);
+//! Where things live: `cli` (clap) and `cmd/` (what each subcommand does);
+//! `error` (bad input vs tool failure, exit codes); `launch` (kernel, image,
+//! accelerator and key decided, then the boot);
 //! `machine/` (the VM: accelerator, QEMU, the QMP client, the SSH transport,
 //! tar in/out); `artifacts/` (cached builds: kernel, image, agent, scx
 //! schedulers from crates.io); `experiment/` (plans, runs, manifests);
@@ -13,10 +15,12 @@
 pub mod artifacts;
 pub mod bench;
 pub mod cli;
-pub mod commands;
+pub mod cmd;
 pub mod config;
+pub mod error;
 pub mod exit;
 pub mod experiment;
+pub mod launch;
 pub mod names;
 pub mod paths;
 pub mod machine;

@@ -198,7 +198,7 @@ fn newest_version(name: &str) -> Result<String> {
     if !o.status.success() {
         let err = String::from_utf8_lossy(&o.stderr);
         if err.contains("could not find") {
-            bail!(crate::commands::BadInput(format!("crates.io has no crate `{name}` (the scx schedulers are scx_bpfland, scx_lavd, scx_rusty, ...)")));
+            bail!(crate::error::BadInput(format!("crates.io has no crate `{name}` (the scx schedulers are scx_bpfland, scx_lavd, scx_rusty, ...)")));
         }
         bail!("cannot ask crates.io for `{name}`'s newest version: {}", err.trim().lines().last().unwrap_or(""));
     }
@@ -347,7 +347,7 @@ fn build_blocking(r: &SchedRef, force: bool) -> Result<Built> {
         let _ = std::fs::remove_dir_all(&staging);
         let why = explain_failure(&r.name, &version, &log, &rustc);
         if why.bad_input {
-            bail!(crate::commands::BadInput(why.line));
+            bail!(crate::error::BadInput(why.line));
         }
         bail!("{} (cargo's output: {})", why.line, log_path.display());
     }

@@ -25,7 +25,7 @@ pub struct InGuest {
 
 pub async fn run(vm_args: &VmArgs, cfg: &Config, short: bool, m: &mut Machine) -> Result<InGuest> {
     let name = format!("bench{}", std::process::id());
-    let p = crate::commands::prepare(&name, vm_args, cfg).await?;
+    let p = crate::launch::prepare(&name, vm_args, cfg).await?;
     if let Some(n) = &p.notice {
         eprintln!("{n}");
     }
@@ -36,7 +36,7 @@ pub async fn run(vm_args: &VmArgs, cfg: &Config, short: bool, m: &mut Machine) -
     m.image_id = p.image.info.id.clone();
     eprintln!("[bench] booting {} ({})", p.kernel.bzimage.display(), m.accel);
     let t = Instant::now();
-    let vm = crate::commands::boot(&p, cfg, true, None).await?;
+    let vm = crate::launch::boot(&p, cfg, true, None).await?;
     let qemu_to_ssh = t.elapsed().as_secs_f64();
     let serial = std::fs::read_to_string(vm.files.serial()).unwrap_or_default();
     let boot = overhead::timeline(&serial, qemu_to_ssh);

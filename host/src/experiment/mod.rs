@@ -9,7 +9,8 @@ pub mod manifest;
 pub mod plan;
 
 use crate::cli::ExperimentArgs;
-use crate::commands::{bad, BadInput, Prepared};
+use crate::error::{bad, BadInput};
+use crate::launch::Prepared;
 use crate::config::Config;
 use crate::names::{ResetMode, Workload};
 use crate::progress::Progress;
@@ -362,7 +363,7 @@ async fn run_with(a: ExperimentArgs, leakcheck_baseline_s: Option<f64>) -> Resul
         return Ok(crate::exit::OK);
     }
     let name = format!("exp{}", std::process::id());
-    let prepared = crate::commands::prepare(&name, &a.vm, &s.cfg).await?;
+    let prepared = crate::launch::prepare(&name, &a.vm, &s.cfg).await?;
     if let Some(n) = &prepared.notice {
         eprintln!("{n}");
     }
@@ -564,7 +565,7 @@ impl Runner {
                 p.name = format!("{}-{}", self.prepared.spec.name, self.vm_seq);
                 p.ssh_port = crate::machine::vm::free_port()?;
                 let prep = Prepared { spec: p, kernel: self.prepared.kernel.clone(), image: self.prepared.image.clone(), notice: None };
-                crate::commands::boot(&prep, &self.s.cfg, true, None).await?
+                crate::launch::boot(&prep, &self.s.cfg, true, None).await?
             }
         };
         self.vm = Some(vm);

@@ -10,7 +10,7 @@
 pub mod kselftest;
 
 use crate::cli::SelftestArgs;
-use crate::commands::{bad, BadInput};
+use crate::error::{bad, BadInput};
 use crate::config::Config;
 use crate::machine::vm::Vm;
 use anyhow::{bail, Context, Result};
@@ -43,14 +43,14 @@ pub async fn run(a: SelftestArgs) -> Result<i32> {
         }
         None => {
             let name = format!("selftest{}", std::process::id());
-            let p = crate::commands::prepare(&name, &vm_args, &cfg).await?;
+            let p = crate::launch::prepare(&name, &vm_args, &cfg).await?;
             if let Some(n) = &p.notice {
                 eprintln!("{n}");
             }
             // Built before the boot: a build failure needs no guest.
             let t = kernel_tests(want, p.kernel.built.as_ref(), &p.kernel.bzimage).await?;
             eprintln!("[selftest] booting {} ({})", p.kernel.bzimage.display(), p.spec.accel.describe());
-            (crate::commands::boot(&p, &cfg, true, None).await?, true, t)
+            (crate::launch::boot(&p, &cfg, true, None).await?, true, t)
         }
     };
     let result = in_guest(&vm, debug, &ktests).await;

@@ -1,0 +1,117 @@
+//! kernel, image, agent, sched and probe: the cached builds and the KVM probe.
+
+use crate::artifacts::image;
+use crate::artifacts::kernel::{self, KernelOptions};
+use crate::cli::*;
+use crate::error::{bad, BadInput};
+use crate::machine::{accel, qemu};
+use crate::paths;
+use anyhow::{bail, Result};
+use std::time::Duration;
+
+pub async fn sched_cmd(c: SchedCmd) -> Result<i32> {
+    use crate::artifacts::sched_crate::{self as sc, SchedRef};
+    match c {
+        SchedCmd::Build { sched, force } => {
+            let r = SchedRef::parse(&sched).map_err(bad)?;
+            let t = std::time::Instant::now();
+            let b = sc::build(&r, force).await?;
+            eprintln!("{} ready in {:.2} s (built in {:.0} s)", b.label(), t.elapsed().as_secs_f64(), b.info.build_s);
+            println!("{}", b.binary().display());
+        }
+        SchedCmd::List => {
+            let all = sc::list();
+            if all.is_empty() {
+                println!("no scheduler built yet: `scx-vmctl sched build scx_bpfland@1.1.4` builds one");
+            }
+            for b in all {
+                println!("{:<24} built in {:>5.0} s  {}  {}", b.label(), b.info.build_s, b.info.rustc, b.binary().display());
+            }
+        }
+        SchedCmd::Path { sched } => {
+            let r = SchedRef::parse(&sched).map_err(bad)?;
+            match sc::cached(&r) {
+                Some(b) => println!("{}", b.binary().display()),
+                None => bail!(BadInput(format!("{r} is not built (with this toolchain): run `scx-vmctl sched build {r}`"))),
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn kernel_opts(f: &KernelFlavor, jobs: Option<usize>, force: bool) -> KernelOptions {
+    KernelOptions { source: f.source.clone(), source_sha256: f.source_sha256.clone(), debug: f.debug, jobs, force }
+}
+
+pub async fn kernel_build(a: KernelBuildArgs) -> Result<i32> {
+    let t = std::time::Instant::now();
+    let opts = kernel_opts(&a.flavor, a.jobs, a.force);
+    let k = kernel::build(&opts).await?;
+    println!(
+        "kernel {} ({}) ready in {:.2} s: {}\n  vmlinux.h {}\n  helper {}: {}",
+        k.info.version,
+        k.info.id,
+        t.elapsed().as_secs_f64(),
+        k.bzimage().display(),
+        k.vmlinux_h().display(),
+        kernel::HELPER_KFUNC,
+        if k.info.has_helper { "present" } else { "MISSING" }
+    );
+    Ok(0)
+}
+
+
+pub fn kernel_path(f: KernelFlavor) -> Result<i32> {
+    let opts = kernel_opts(&f, None, false);
+    match kernel::cached(&opts).map_err(bad)? {
+        Some(k) => println!("{}", k.bzimage().display()),
+        None => bail!(BadInput(format!(
+            "this kernel is not built yet: run `scx-vmctl kernel build{}{}`",
+            f.source.as_deref().map(|s| format!(" --source {s}")).unwrap_or_default(),
+            if f.debug { " --debug" } else { "" }
+        ))),
+    }
+    Ok(0)
+}
+
+pub async fn image_build(force: bool) -> Result<i32> {
+    let t = std::time::Instant::now();
+    let img = image::build(force).await?;
+    println!(
+        "image {} ready in {:.2} s: {} (host key {})",
+        img.info.id,
+        t.elapsed().as_secs_f64(),
+        img.base().display(),
+        img.info.host_key
+    );
+    Ok(0)
+}
+
+pub fn image_path() -> Result<i32> {
+    match image::cached().map_err(bad)? {
+        Some(i) => println!("{}", i.base().display()),
+        None => bail!(BadInput("the image is not built yet: run `scx-vmctl image build`".into())),
+    }
+    Ok(0)
+}
+
+pub async fn agent_build(f: KernelFlavor) -> Result<i32> {
+    let t = std::time::Instant::now();
+    let k = kernel::build(&kernel_opts(&f, None, false)).await?;
+    let a = crate::artifacts::agent::build(&k.vmlinux_h()).await?;
+    println!("agent {} for kernel {} ready in {:.2} s: {}", a.id, k.info.id, t.elapsed().as_secs_f64(), a.path.display());
+    Ok(0)
+}
+
+/// What `--accel auto` would pick here, and why.
+pub fn probe() -> Result<i32> {
+    let q = qemu::qemu_version().map_err(bad)?;
+    let scratch = paths::state_dir();
+    std::fs::create_dir_all(&scratch)?;
+    let p = accel::probe_kvm(qemu::QEMU, &scratch, Duration::from_secs(5));
+    println!("QEMU {q}");
+    println!("kvm: {}", p.reason());
+    println!("tcg: works (runs as {})", accel::Accel::Tcg.describe());
+    println!("--accel auto picks: {}", if p == accel::KvmProbe::Works { "kvm" } else { "tcg" });
+    Ok(0)
+}

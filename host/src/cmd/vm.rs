@@ -1,0 +1,176 @@
+//! up, ssh, status, list, down: one VM's lifecycle from the command line.
+
+use crate::cli::*;
+use crate::config::Config;
+use crate::error::{bad, bad_if, BadInput};
+use crate::launch::{boot, prepare, tool_key};
+use crate::machine::ssh;
+use crate::machine::vm::{self, Vm};
+use crate::paths;
+use anyhow::{bail, Result};
+use std::time::Duration;
+
+pub async fn up(a: UpArgs) -> Result<i32> {
+    let cfg = Config::load(a.config.as_deref()).map_err(bad)?;
+    if let Ok(st) = vm::read_state(&paths::vm_dir(&a.name)) {
+        if vm::pid_is_vm(st.pid, &a.name) {
+            return Err(bad(vm::VmError::NameInUse { name: a.name.clone(), pid: st.pid }.into()));
+        }
+    }
+    let p = prepare(&a.name, &a.vm, &cfg).await?;
+    if let Some(n) = &p.notice {
+        eprintln!("{n}");
+    }
+    let t = std::time::Instant::now();
+    let mut prog = crate::progress::Progress::new("up").every(Duration::from_secs(10));
+    prog.update(&format!("booting {} ({}, {} vCPUs, {} MiB)", a.name, p.spec.accel.describe(), p.spec.cpus, p.spec.memory_mib));
+    // Another `up` may have taken the name while this one prepared.
+    let vm = boot(&p, &cfg, false, None).await.map_err(|e| bad_if(e, vm::VmError::is_bad_input))?;
+    prog.finish(&format!("{} is up", a.name));
+    let st = &vm.state;
+    println!("VM {} is up ({:.1} s to SSH)", st.spec.name, t.elapsed().as_secs_f64());
+    println!("  accelerator  {} (QEMU {})", st.spec.accel.describe(), st.qemu_version);
+    println!("  kernel       {} ({})", st.spec.kernel.display(), st.kernel_id);
+    println!("  image        {} ({})", st.spec.base_image.display(), st.image_id);
+    println!("  ssh          127.0.0.1:{} (host key pinned)", st.spec.ssh_port);
+    println!("  qemu pid     {}", st.pid);
+    println!("  run dir      {}", vm.files.dir.display());
+    println!("connect:  scx-vmctl ssh {}      stop:  scx-vmctl down {}", st.spec.name, st.spec.name);
+    // plain ssh checks the same pinned key: a known_hosts file of one line
+    let known = vm.files.dir.join("known_hosts");
+    paths::write_atomic(&known, format!("[127.0.0.1]:{} {}\n", st.spec.ssh_port, st.host_key.trim()).as_bytes())?;
+    println!(
+        "or:       ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes root@127.0.0.1",
+        tool_key()?.path.display(),
+        st.spec.ssh_port,
+        known.display()
+    );
+    Ok(0)
+}
+
+/// NAME, or the only running VM.
+pub fn pick_name(name: Option<String>) -> Result<String> {
+    if let Some(n) = name {
+        vm::validate_name(&n).map_err(bad)?;
+        return Ok(n);
+    }
+    let alive: Vec<String> = vm::list().into_iter().filter(|l| l.alive).map(|l| l.name).collect();
+    match alive.len() {
+        0 => bail!(BadInput("no VM is running: start one with `scx-vmctl up`".into())),
+        1 => Ok(alive.into_iter().next().unwrap()),
+        _ => bail!(BadInput(format!("several VMs are running ({}): name one", alive.join(", ")))),
+    }
+}
+
+pub async fn attach(name: &str) -> Result<Vm> {
+    Vm::attach(name).await.map_err(bad)
+}
+
+pub async fn ssh_cmd(a: SshArgs) -> Result<i32> {
+    let name = pick_name(a.name)?;
+    let vm = attach(&name).await?;
+    let s = vm.ssh().await?;
+    let code = if a.cmd.is_empty() {
+        s.interactive().await?
+    } else {
+        use std::io::Write;
+        let cmd = ssh::join_argv(&a.cmd);
+        s.exec_streamed(&cmd, None, |err, d| {
+            if err {
+                let _ = std::io::stderr().write_all(d);
+            } else {
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(d);
+                let _ = o.flush();
+            }
+        })
+        .await?
+    };
+    s.close().await;
+    Ok(code as i32)
+}
+
+pub async fn status(a: NameArg) -> Result<i32> {
+    let name = pick_name(a.name)?;
+    let mut vm = attach(&name).await?;
+    let run_state = match vm.connect_qmp().await {
+        Ok(()) => match vm.qmp.as_ref().unwrap().query_status().await {
+            Ok(s) => crate::machine::qmp::run_state_name(&s),
+            Err(e) => format!("unknown ({e})"),
+        },
+        Err(e) => format!("unknown ({e:#})"),
+    };
+    let st = &vm.state;
+    let up = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs().saturating_sub(st.started_unix);
+    println!("VM {name}");
+    println!("  state        {run_state}");
+    println!("  accelerator  {} (QEMU {})", st.spec.accel.describe(), st.qemu_version);
+    println!("  uptime       {}", crate::progress::fmt_elapsed(Duration::from_secs(up)));
+    println!("  ssh port     127.0.0.1:{}", st.spec.ssh_port);
+    println!("  qemu pid     {}", st.pid);
+    println!("  vcpus/mem    {} / {} MiB", st.spec.cpus, st.spec.memory_mib);
+    println!("  kernel       {} ({})", st.spec.kernel.display(), st.kernel_id);
+    println!("  image        {}", st.image_id);
+    // QMP events seen by any scx-vmctl attached to this VM (RESET, STOP, GUEST_PANICKED, ...).
+    let events = std::fs::read_to_string(vm.files.events()).unwrap_or_default();
+    let names: Vec<String> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned))
+        .collect();
+    if !names.is_empty() {
+        println!("  qmp events   {}", names[names.len().saturating_sub(8)..].join(", "));
+    }
+    Ok(0)
+}
+
+pub fn list() -> Result<i32> {
+    let vms = vm::list();
+    if vms.is_empty() {
+        println!("no VMs (start one with `scx-vmctl up`)");
+        return Ok(0);
+    }
+    println!("{:<16} {:<8} {:<20} {:>6} {:>8}", "NAME", "STATE", "ACCEL", "PORT", "PID");
+    for l in vms {
+        match l.state {
+            Some(s) => println!(
+                "{:<16} {:<8} {:<20} {:>6} {:>8}",
+                l.name,
+                if l.alive { "running" } else { "stale" },
+                s.spec.accel.describe(),
+                s.spec.ssh_port,
+                s.pid
+            ),
+            None => println!("{:<16} {:<8}", l.name, "broken"),
+        }
+    }
+    Ok(0)
+}
+
+pub async fn down(a: DownArgs) -> Result<i32> {
+    let names: Vec<String> = if a.all {
+        vm::list().into_iter().map(|l| l.name).collect()
+    } else {
+        vec![match a.name {
+            Some(n) => {
+                vm::validate_name(&n).map_err(bad)?;
+                n
+            }
+            None => pick_name(None)?,
+        }]
+    };
+    for name in names {
+        if vm::remove_stale(&name)? {
+            println!("{name}: was not running; removed its stale run directory");
+            continue;
+        }
+        let vm = match Vm::attach(&name).await {
+            Ok(v) => v,
+            Err(_) => bail!(BadInput(format!("no VM named `{name}` is running (see `scx-vmctl list`)"))),
+        };
+        vm.shutdown(a.force).await?;
+        println!("{name}: powered down, nothing left running");
+    }
+    Ok(0)
+}
+

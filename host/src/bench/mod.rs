@@ -141,7 +141,7 @@ pub async fn run(a: BenchArgs) -> Result<i32> {
     });
     let out = keep.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("scx-vmctl-bench-{}", std::process::id())));
     let exp = workload::run_experiment(&a.vm, &out, a.short).await;
-    let group = out.join(workload::SCHEDULER).join(workload::WORKLOAD);
+    let group = out.join(workload::SCHEDULER.as_str()).join(workload::WORKLOAD.as_str());
     let collected = exp.and_then(|code| {
         let mut w = workload::collect(&group, a.short, code)?;
         w.results_dir = keep.as_ref().map(|_| group.display().to_string());

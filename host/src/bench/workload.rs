@@ -4,15 +4,17 @@
 //! confidence intervals (report/stats.rs). The same experiment's manifest
 //! gives the run overheads of (e).
 
-use crate::cli::{Cli, Cmd, VmArgs};
+use crate::cli::VmArgs;
+use crate::config::Config;
+use crate::experiment::ExperimentSpec;
+use crate::names::{self, Scheduler};
 use crate::report::stats::{relative_change, Estimate};
 use anyhow::{bail, Context, Result};
-use clap::Parser;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub const SCHEDULER: &str = "scx_simple";
-pub const WORKLOAD: &str = "hackbench";
+pub const SCHEDULER: Scheduler = Scheduler::Simple;
+pub const WORKLOAD: names::Workload = names::Workload::Hackbench;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Side {
@@ -57,37 +59,21 @@ pub fn plan(short: bool) -> (f64, u32) {
     }
 }
 
-/// The experiment's command line, so that it is checked like the user's.
-fn argv(vm: &VmArgs, out: &Path, duration: f64, iterations: u32) -> Vec<String> {
-    let mut a: Vec<String> = ["scx-vmctl", "experiment", SCHEDULER, WORKLOAD, "--variants", "control,test", "--force"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    a.extend(["--duration".into(), duration.to_string(), "--iterations".into(), iterations.to_string()]);
-    a.extend(["--out".into(), out.display().to_string()]);
-    let opt = |a: &mut Vec<String>, flag: &str, v: Option<String>| {
-        if let Some(v) = v {
-            a.extend([flag.to_string(), v]);
-        }
-    };
-    opt(&mut a, "--kernel", vm.kernel.clone());
-    opt(&mut a, "--kernel-sha256", vm.kernel_sha256.clone());
-    opt(&mut a, "--image", vm.image.as_ref().map(|p| p.display().to_string()));
-    opt(&mut a, "--cpus", vm.cpus.map(|c| c.to_string()));
-    opt(&mut a, "--memory", vm.memory.map(|m| m.to_string()));
-    opt(&mut a, "--accel", vm.accel.clone());
-    if !vm.append.is_empty() {
-        a.extend(["--append".into(), vm.append.clone()]);
-    }
-    a
+/// The bench's experiment: scx_simple under hackbench, control and test.
+fn spec(vm: &VmArgs, out: &Path, short: bool) -> Result<ExperimentSpec> {
+    let (duration, iterations) = plan(short);
+    let mut cfg = Config::default_config();
+    cfg.experiment.duration_s = duration;
+    cfg.experiment.iterations = iterations;
+    cfg.experiment.variants = vec!["control".into(), "test".into()];
+    let mut spec = ExperimentSpec::ours(SCHEDULER, WORKLOAD, cfg, vm.clone(), out.to_path_buf())?;
+    spec.force = true;
+    Ok(spec)
 }
 
 /// Run the experiment into `out`; returns its exit code.
 pub async fn run_experiment(vm: &VmArgs, out: &Path, short: bool) -> Result<i32> {
-    let (duration, iterations) = plan(short);
-    let cli = Cli::try_parse_from(argv(vm, out, duration, iterations)).context("the bench's experiment command line")?;
-    let Cmd::Experiment(args) = cli.command else { bail!("not an experiment command") };
-    let code = crate::experiment::run(*args).await?;
+    let code = crate::experiment::run_spec(spec(vm, out, short)?).await?;
     if code == crate::exit::INTERRUPTED {
         bail!("the experiment was interrupted");
     }
@@ -122,8 +108,8 @@ pub fn collect(group: &Path, short: bool, experiment_exit: i32) -> Result<Worklo
         _ => None,
     };
     Ok(Workload {
-        scheduler: SCHEDULER.into(),
-        workload: WORKLOAD.into(),
+        scheduler: SCHEDULER.to_string(),
+        workload: WORKLOAD.to_string(),
         metric: "hackbench_time_s".into(),
         lower_is_better: true,
         duration_s: duration,
@@ -142,7 +128,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn experiment_argv_parses_and_carries_vm_flags() {
+    fn the_spec_carries_the_plan_and_the_vm_flags() {
         let vm = VmArgs {
             kernel: Some("/k/bzImage".into()),
             kernel_sha256: None,
@@ -152,13 +138,12 @@ mod tests {
             accel: Some("tcg".into()),
             append: String::new(),
         };
-        let a = argv(&vm, Path::new("/tmp/o"), 6.0, 2);
-        let cli = Cli::try_parse_from(&a).unwrap();
-        let Cmd::Experiment(e) = cli.command else { panic!("not an experiment") };
-        assert_eq!(e.scheduler, "scx_simple");
-        assert_eq!(e.iterations, Some(2));
-        assert_eq!(e.vm.kernel.as_deref(), Some("/k/bzImage"));
-        assert_eq!(e.vm.accel.as_deref(), Some("tcg"));
+        let s = spec(&vm, Path::new("/tmp/o"), true).unwrap();
+        assert_eq!((s.scheds.as_slice(), s.workloads.as_slice()), (&["scx_simple".to_string()][..], &[WORKLOAD][..]));
+        assert_eq!((s.duration, s.iterations, s.variants.as_slice()), (6.0, 2, &["control".to_string(), "test".into()][..]));
+        assert_eq!(s.vm.kernel.as_deref(), Some("/k/bzImage"));
+        assert_eq!(s.cfg.vm.accel, "tcg", "--accel reaches the config");
+        assert!(s.force && !s.resume);
     }
 
     #[test]

@@ -8,11 +8,11 @@ pub mod guest_run;
 pub mod manifest;
 pub mod plan;
 
-use crate::cli::ExperimentArgs;
+use crate::cli::{ExperimentArgs, VmArgs};
 use crate::error::{bad, BadInput};
 use crate::launch::Prepared;
 use crate::config::Config;
-use crate::names::{ResetMode, Workload};
+use crate::names::{ResetMode, Scheduler, Workload};
 use crate::progress::Progress;
 use crate::machine::vm::Vm;
 use anyhow::{bail, Context, Result};
@@ -67,9 +67,12 @@ impl Custom {
     }
 }
 
-/// Everything decided before the first run.
-pub struct Setup {
+/// An experiment, everything decided before the first run: built from the
+/// command line (`from_args`) or directly (`ours`, for bench and tests).
+pub struct ExperimentSpec {
     pub cfg: Config,
+    /// the VM: kernel, image, accelerator, size
+    pub vm: VmArgs,
     pub scheds: Vec<String>,
     pub workloads: Vec<Workload>,
     pub variants: Vec<String>,
@@ -90,8 +93,43 @@ pub struct Setup {
     pub leakcheck_baseline_s: Option<f64>,
 }
 
-/// Turn the command line into a checked setup; every complaint is bad input.
-pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
+impl ExperimentSpec {
+    /// One of our schedulers under one workload, the configuration's other
+    /// settings as given: what `bench` and tests run without a command line.
+    pub fn ours(sched: Scheduler, workload: Workload, mut cfg: Config, vm: VmArgs, out: PathBuf) -> Result<ExperimentSpec> {
+        if let Some(acc) = &vm.accel {
+            cfg.vm.accel = acc.clone();
+        }
+        cfg.validate()?;
+        Ok(ExperimentSpec {
+            scheds: vec![sched.to_string()],
+            workloads: vec![workload],
+            variants: cfg.experiment.variants.clone(),
+            iterations: cfg.experiment.iterations,
+            duration: cfg.experiment.duration_s,
+            interval: cfg.experiment.interval_s,
+            reset: ResetMode::parse(&cfg.experiment.reset)?,
+            out,
+            shard: None,
+            resume: false,
+            retry_failed: false,
+            force: false,
+            vm_name: None,
+            custom: None,
+            inject_error_after: None,
+            leakcheck_baseline_s: None,
+            vm,
+            cfg,
+        })
+    }
+
+    /// The command line, checked; every complaint is bad input.
+    pub fn from_args(a: &ExperimentArgs) -> Result<ExperimentSpec> {
+        from_args(a)
+    }
+}
+
+fn from_args(a: &ExperimentArgs) -> Result<ExperimentSpec> {
     let mut cfg = Config::load(a.config.as_deref())?;
     let custom = custom_setup(a)?;
     // With --sched-bin the positionals shift left: WORKLOAD [DURATION [ITERATIONS]].
@@ -143,7 +181,8 @@ pub fn setup(a: &ExperimentArgs) -> Result<Setup> {
         Some(c) => c.bins.iter().map(|(v, _)| v.clone()).collect(),
         None => cfg.experiment.variants.clone(),
     };
-    Ok(Setup {
+    Ok(ExperimentSpec {
+        vm: a.vm.clone(),
         scheds,
         workloads: plan::expand_workloads(&workload_arg)?,
         variants,
@@ -261,7 +300,7 @@ pub fn group_dir(out: &Path, sched: &str, w: Workload) -> PathBuf {
 }
 
 /// Refuse to mix new runs with old results unless told to; check writability.
-fn check_out(s: &Setup) -> Result<()> {
+fn check_out(s: &ExperimentSpec) -> Result<()> {
     std::fs::create_dir_all(&s.out).map_err(|e| {
         bad(anyhow::anyhow!("output directory {} cannot be created: {e}; choose another with --out", s.out.display()))
     })?;
@@ -296,7 +335,7 @@ fn check_out(s: &Setup) -> Result<()> {
 
 /// The experiment's state shared by its runs.
 struct Runner {
-    s: Setup,
+    s: ExperimentSpec,
     prepared: Prepared,
     agent: Option<crate::artifacts::agent::Agent>,
     vm: Option<Vm>,
@@ -346,8 +385,13 @@ pub async fn leakcheck(l: crate::cli::LeakcheckArgs) -> Result<i32> {
 }
 
 async fn run_with(a: ExperimentArgs, leakcheck_baseline_s: Option<f64>) -> Result<i32> {
-    let mut s = setup(&a).map_err(bad)?;
+    let mut s = ExperimentSpec::from_args(&a).map_err(bad)?;
     s.leakcheck_baseline_s = leakcheck_baseline_s;
+    run_spec(s).await
+}
+
+/// Run an experiment; its exit code (0 pass, 1 a criterion failed, 130 interrupted).
+pub async fn run_spec(mut s: ExperimentSpec) -> Result<i32> {
     if let Some(c) = s.custom.as_mut() {
         if !c.crates.is_empty() {
             let built = c.build_crates().await?;
@@ -359,11 +403,11 @@ async fn run_with(a: ExperimentArgs, leakcheck_baseline_s: Option<f64>) -> Resul
     check_out(&s)?;
     let all = plan::runs(&s.scheds, &s.workloads, &s.variants, s.iterations, s.shard);
     if all.is_empty() {
-        println!("shard {} has no runs of this matrix; nothing to do", a.shard.as_deref().unwrap_or(""));
+        println!("shard {} has no runs of this matrix; nothing to do", s.shard.map(|(k, n)| format!("{k}/{n}")).unwrap_or_default());
         return Ok(crate::exit::OK);
     }
     let name = format!("exp{}", std::process::id());
-    let prepared = crate::launch::prepare(&name, &a.vm, &s.cfg).await?;
+    let prepared = crate::launch::prepare(&name, &s.vm, &s.cfg).await?;
     if let Some(n) = &prepared.notice {
         eprintln!("{n}");
     }

@@ -4,7 +4,7 @@
  * scx_flatcg's cgrp_ctxs is): like task storage it has no GET_NEXT_KEY, so a
  * cgroup iterator walks the hierarchy from the root and asks the map for
  * every cgroup, creating nothing. `target` is pointed at the watched map
- * before loading (guest-agent/src/storagecount.rs).
+ * before loading (guest-agent/src/bpf/storagecount.rs).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -4,7 +4,7 @@
  * iterator visits every map of the system and reads the kernel's own
  * element count of the one asked for (bpf_map_sum_elem_count, kept for hash
  * maps since 6.6). O(number of maps), whatever the map's size: the agent's
- * sampler uses it every sample (guest-agent/src/elemcount.rs).
+ * sampler uses it every sample (guest-agent/src/bpf/elemcount.rs).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -2,7 +2,7 @@
 /*
  * Tasks exited and cgroups destroyed since the agent attached: the x-axis of
  * a leak (entries per exit), not time. Raw tracepoints, one counter each
- * (guest-agent/src/schedmaps.rs reads them every sample).
+ * (guest-agent/src/bpf/schedmaps.rs reads them every sample).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -5,7 +5,7 @@
  * storage has no GET_NEXT_KEY, so a task iterator visits every task and asks
  * the map for it without creating anything. User space points `target` at
  * the scheduler's map before loading (bpf_map__reuse_fd), so one load per
- * watched map (guest-agent/src/storagecount.rs).
+ * watched map (guest-agent/src/bpf/storagecount.rs).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -13,7 +13,7 @@
  *
  * Ops flags cannot be picked here (a struct_ops initializer is a constant):
  * SCX_OPS_HAS_CGROUP_WEIGHT (6.12 only; 7.x refuses unknown flags) is set by
- * the agent's loader from the running kernel's BTF (guest-agent/src/sched.rs).
+ * the agent's loader from the running kernel's BTF (guest-agent/src/scheduler/sched.rs).
  */
 #ifndef __SCX_COMPAT_H
 #define __SCX_COMPAT_H

@@ -53,7 +53,7 @@ pub enum Cmd {
     /// user's scheduler binary (prints `EXIT: reason` as tools/sched_ext do)
     Hold(HoldCli),
     /// Measurements for `scx-vmctl bench` (one JSON object on stdout)
-    Bench(crate::bench::BenchCli),
+    Bench(crate::commands::bench::BenchCli),
     /// (internal) the custom-churn workload's process
     #[command(hide = true)]
     ChurnWorker(ChurnCli),

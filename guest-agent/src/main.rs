@@ -1,35 +1,13 @@
 //! scx-guest-agent: the part of scx-vmctl that runs inside the guest.
 
-mod bench;
-mod btf;
-mod cgroup;
-mod churn;
+mod bpf;
 mod cli;
-mod cycle;
-mod elemcount;
+mod commands;
 mod exit;
-mod exitlog;
-mod fixture;
-mod hold;
-mod kmsg;
-mod maps;
-mod procs;
-mod reset;
-mod run;
-mod runbin;
-mod runinfo;
-mod sampler;
-mod sched;
-mod schedmaps;
-mod selftest;
+mod observers;
+mod scheduler;
 mod signals;
-mod storagecount;
-mod trace;
-mod usersched;
-mod verifier;
-mod verifier_stats;
-mod watch;
-mod workload;
+mod workloads;
 
 /// The twelve generated skeletons (see build.rs), one module per build.
 #[allow(dead_code, unused_imports, non_snake_case, clippy::all)]
@@ -39,7 +17,11 @@ mod skel {
 
 use clap::Parser;
 
+use bpf::{btf, verifier};
 use cli::{Cli, Cmd};
+use commands::{bench, cycle, fixture, hold, reset, run, runbin, selftest, watch};
+use scheduler::sched;
+use workloads::churn;
 
 fn main() {
     let cli = Cli::parse();

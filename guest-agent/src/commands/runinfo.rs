@@ -9,9 +9,9 @@ use serde::Serialize;
 use scx_contract::config::Config;
 use scx_contract::run::{RunCore, STATUS_OK};
 
-use crate::run::Drive;
-use crate::sched::{Counters, LoadReport};
-use crate::usersched::BinReport;
+use crate::commands::run::Drive;
+use crate::scheduler::sched::{Counters, LoadReport};
+use crate::scheduler::usersched::BinReport;
 
 #[derive(Debug, Serialize)]
 pub struct RunInfo {

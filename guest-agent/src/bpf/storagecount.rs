@@ -35,7 +35,7 @@ pub struct StorageCounter {
 impl StorageCounter {
     /// Load the iterator against the task- or cgroup-storage map behind `map`.
     pub fn new(map: BorrowedFd<'_>) -> Result<StorageCounter> {
-        let cgrp = crate::maps::info(map)?.map_type == BPF_MAP_TYPE_CGRP_STORAGE;
+        let cgrp = crate::bpf::maps::info(map)?.map_type == BPF_MAP_TYPE_CGRP_STORAGE;
         let (object, prog) = if cgrp { (CGRP_OBJECT, "count_cgrp_storage") } else { (TASK_OBJECT, "count_task_storage") };
         let mut open = ObjectBuilder::default().open_memory(object).context("opening the storage iterator")?;
         let mut target = open
@@ -47,7 +47,7 @@ impl StorageCounter {
         let p = obj.progs_mut().find(|p| p.name() == prog).context("the storage iterator has no program")?;
         let link = if cgrp {
             // every cgroup, from the root down
-            let root = std::fs::File::open(crate::cgroup::CGROUP_FS).context("opening the cgroup root")?;
+            let root = std::fs::File::open(crate::workloads::cgroup::CGROUP_FS).context("opening the cgroup root")?;
             let opts = libbpf_rs::CgroupIterOpts {
                 order: libbpf_rs::CgroupIterOrder::DescendantsPre,
                 ..libbpf_rs::CgroupIterOpts::from_fd(root.as_fd())

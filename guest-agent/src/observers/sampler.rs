@@ -5,9 +5,9 @@
 use std::os::fd::BorrowedFd;
 
 use scx_contract::sample::{SchedState, Sample};
-use crate::maps;
-use crate::sched::{self, Counters};
-use crate::storagecount::{is_local_storage, StorageCounter};
+use crate::bpf::maps;
+use crate::scheduler::sched::{self, Counters};
+use crate::bpf::storagecount::{is_local_storage, StorageCounter};
 
 /// Where the map is and how to walk it.
 pub struct MapSource<'a> {
@@ -19,7 +19,7 @@ pub struct MapSource<'a> {
 pub struct Sampler {
     counter: maps::Counter,
     /// The kernel's own count when the kernel has it (6.6+); else a walk.
-    elems: Option<crate::elemcount::ElemCounter>,
+    elems: Option<crate::bpf::elemcount::ElemCounter>,
     /// Task and cgroup storage cannot be walked: an iterator per map, by map id.
     tasks: std::collections::HashMap<u32, StorageCounter>,
     /// sizeof(struct bpf_local_storage_elem) from the kernel's BTF, once.
@@ -30,7 +30,7 @@ impl Sampler {
     pub fn new() -> Self {
         Sampler {
             counter: maps::Counter::default(),
-            elems: crate::elemcount::ElemCounter::new().ok(),
+            elems: crate::bpf::elemcount::ElemCounter::new().ok(),
             tasks: std::collections::HashMap::new(),
             selem_size: None,
         }
@@ -69,7 +69,7 @@ impl Sampler {
             return 0;
         }
         let selem = *self.selem_size.get_or_insert_with(|| {
-            crate::btf::struct_size(std::path::Path::new("/sys/kernel/btf/vmlinux"), "bpf_local_storage_elem")
+            crate::bpf::btf::struct_size(std::path::Path::new("/sys/kernel/btf/vmlinux"), "bpf_local_storage_elem")
                 .ok()
                 .flatten()
                 .unwrap_or(0)

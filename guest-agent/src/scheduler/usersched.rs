@@ -17,12 +17,13 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::exit::{Exit, BAD_INPUT, LOAD_FAILED};
-use crate::kmsg::Kmsg;
-use crate::maps::{self, MapInfo};
-use crate::sched::{self, Counters, ExitInfo, Running};
-use crate::storagecount::{StorageCounter, BPF_MAP_TYPE_TASK_STORAGE};
-use crate::watch::{self, Bss};
-use crate::{exitlog, signals};
+use crate::observers::kmsg::Kmsg;
+use crate::bpf::maps::{self, MapInfo};
+use crate::scheduler::sched::{self, Counters, ExitInfo, Running};
+use crate::bpf::storagecount::{StorageCounter, BPF_MAP_TYPE_TASK_STORAGE};
+use crate::commands::watch::{self, Bss};
+use crate::scheduler::exitlog;
+use crate::signals;
 
 /// What run.json records about the binary (`bin`).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -207,7 +208,7 @@ impl UserSched {
         let name = mi.name.clone();
         // a map the kernel cannot walk (queue, ring buffer) is no use; task
         // storage is counted by a task iterator instead
-        let countable = if crate::storagecount::is_local_storage(mi.map_type) {
+        let countable = if crate::bpf::storagecount::is_local_storage(mi.map_type) {
             StorageCounter::new(fd.as_fd()).and_then(|mut c| c.count()).map(|_| 0)
         } else {
             maps::Counter::default().count(fd.as_fd(), mi.key_size, maps::walk_value_size(&mi))

@@ -13,7 +13,7 @@ use anyhow::Result;
 use scx_contract::config::Cleanup;
 use crate::exit::{FAILED, OK};
 use scx_contract::names::{Scheduler, Variant};
-use crate::sched::{self, LoadOpts};
+use crate::scheduler::sched::{self, LoadOpts};
 use crate::signals;
 
 pub fn hold(s: Scheduler, v: Variant, cleanup: &Cleanup, kernel_btf: &Path) -> Result<i32> {

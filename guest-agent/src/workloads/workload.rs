@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cgroup::{self, Cgroups, Leaf};
+use crate::workloads::cgroup::{self, Cgroups, Leaf};
 use scx_contract::config::Workloads;
 use scx_contract::names::Workload;
 use scx_contract::run::WorkloadMetric;

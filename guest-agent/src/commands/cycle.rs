@@ -10,9 +10,9 @@ use anyhow::Result;
 
 use scx_contract::config::Cleanup;
 use crate::exit::{Exit, FAILED, OK};
-use crate::kmsg::{self, Kmsg};
+use crate::observers::kmsg::{self, Kmsg};
 use scx_contract::names::{Scheduler, Variant};
-use crate::sched::{self, LoadOpts};
+use crate::scheduler::sched::{self, LoadOpts};
 use crate::signals;
 
 pub fn cycle(

@@ -239,12 +239,12 @@ fn open_fixture<'o>(storage: &'o mut MaybeUninit<libbpf_rs::OpenObject>, keep: &
 fn expect_rejected(prog: &str) -> Result<String> {
     let mut storage = MaybeUninit::uninit();
     let open = open_fixture(&mut storage, &[prog])?;
-    crate::verifier::take();
+    crate::bpf::verifier::take();
     let loaded = open.load().is_ok();
     if loaded {
         bail!("the verifier accepted {prog}");
     }
-    let log = crate::verifier::take();
+    let log = crate::bpf::verifier::take();
     // The whole log: 7.x ends it with a summary and advice, the reason
     // the verifier gave stands earlier.
     Ok(log)
@@ -560,12 +560,12 @@ pub fn selftest() -> Result<i32> {
             "fill_sparse",
         ],
     )?;
-    crate::verifier::take();
+    crate::bpf::verifier::take();
     let skel = match open.load() {
         Ok(s) => s,
         Err(e) => {
-            let log = crate::verifier::take();
-            bail!("the selftest programs do not load: {e}\n{}", crate::verifier::tail(&log, 20).unwrap_or(log));
+            let log = crate::bpf::verifier::take();
+            bail!("the selftest programs do not load: {e}\n{}", crate::bpf::verifier::tail(&log, 20).unwrap_or(log));
         }
     };
     let mut f = Fixture { skel };
@@ -616,7 +616,7 @@ pub fn selftest() -> Result<i32> {
                 Some(l) => Ok(format!("refused: {l}")),
                 None => bail!(
                     "refused, but not for that reason (none of {reasons:?}); the log ends:\n{}",
-                    crate::verifier::tail(&log, 6).unwrap_or(log)
+                    crate::bpf::verifier::tail(&log, 6).unwrap_or(log)
                 ),
             }
         });

@@ -17,10 +17,10 @@ use scx_contract::bench::{SamplerResult, Timings};
 
 use scx_contract::config::Cleanup;
 use scx_contract::sample::SampleWriter;
-use crate::maps;
+use crate::bpf::maps;
 use scx_contract::names::{Scheduler, Variant};
-use crate::sampler::{MapSource, Sampler};
-use crate::sched::{self, LoadOpts};
+use crate::observers::sampler::{MapSource, Sampler};
+use crate::scheduler::sched::{self, LoadOpts};
 
 #[derive(Args)]
 pub struct SamplerArgs {
@@ -79,7 +79,7 @@ pub fn run(a: &SamplerArgs, kernel_btf: &Path) -> Result<SamplerResult> {
     let csv_path = a.csv.clone();
     // every map of the scheduler is sampled too (maps.csv), as in every run
     let maps_dir = csv_path.with_extension("maps");
-    let prog_baseline = crate::schedmaps::prog_last_id();
+    let prog_baseline = crate::bpf::schedmaps::prog_last_id();
     let r = sched::with_scheduler(s, v, &opts, |running, report| {
         let fd = running.tracked_map();
         let mi = maps::info(fd)?;
@@ -89,7 +89,7 @@ pub fn run(a: &SamplerArgs, kernel_btf: &Path) -> Result<SamplerResult> {
         let mut sampler = Sampler::new();
         std::fs::create_dir_all(&maps_dir)?;
         let mut all_maps =
-            crate::schedmaps::SchedMaps::discover(prog_baseline, crate::schedmaps::Exits::attach().ok(), &maps_dir)?;
+            crate::bpf::schedmaps::SchedMaps::discover(prog_baseline, crate::bpf::schedmaps::Exits::attach().ok(), &maps_dir)?;
         let (mut cpu, mut wall, mut entries) = (Vec::new(), Vec::new(), Vec::new());
         let t0 = Instant::now();
         let p0 = super::process_cpu_ns();

@@ -9,19 +9,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::cgroup;
+use crate::workloads::cgroup;
 use scx_contract::config::Config;
 use scx_contract::sample::SampleWriter;
 use crate::exit::{self, code_of};
-use crate::kmsg::{self, Kmsg};
-use crate::maps;
+use crate::observers::kmsg::{self, Kmsg};
+use crate::bpf::maps;
 use scx_contract::names::{Scheduler, Variant, Workload};
-use crate::runinfo::RunInfo;
-use crate::sampler::{MapSource, Sampler};
-use crate::sched::{self, LoadOpts, Running};
+use crate::commands::runinfo::RunInfo;
+use crate::observers::sampler::{MapSource, Sampler};
+use crate::scheduler::sched::{self, LoadOpts, Running};
 use crate::signals;
-use crate::trace::TraceReader;
-use crate::workload;
+use crate::observers::trace::TraceReader;
+use crate::workloads::workload;
 
 pub struct RunArgs {
     pub sched: Scheduler,
@@ -74,7 +74,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         baseline: a.baseline,
         out: &a.out,
         inject_error_after: a.inject_error_after,
-        prog_baseline: crate::schedmaps::prog_last_id(),
+        prog_baseline: crate::bpf::schedmaps::prog_last_id(),
     };
     let mut info = RunInfo::new(a.sched.as_str(), a.variant.as_str(), &d, a.iteration, &a.accel, &a.reset);
     info.ops_name = a.sched.ops_name(a.variant);
@@ -202,8 +202,8 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
     let mut failure = None;
 
     // Every map of the scheduler, beside the one run.csv follows (maps.csv).
-    let exits = crate::schedmaps::Exits::attach().map_err(|e| eprintln!("agent: no exit counts: {e:#}")).ok();
-    let mut all_maps = match crate::schedmaps::SchedMaps::discover(a.prog_baseline, exits, a.out) {
+    let exits = crate::bpf::schedmaps::Exits::attach().map_err(|e| eprintln!("agent: no exit counts: {e:#}")).ok();
+    let mut all_maps = match crate::bpf::schedmaps::SchedMaps::discover(a.prog_baseline, exits, a.out) {
         Ok(m) => Some(m),
         Err(e) => {
             eprintln!("agent: maps.csv: {e:#}");
@@ -297,7 +297,7 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
 
 /// verifier.json beside the run's files: veristat-like records per program,
 /// with the kernel they were verified on (docs/results.md).
-fn write_verifier_json(out: &std::path::Path, progs: &[crate::verifier_stats::ProgStats]) {
+fn write_verifier_json(out: &std::path::Path, progs: &[crate::bpf::verifier_stats::ProgStats]) {
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     let doc = serde_json::json!({ "kernel": kernel, "programs": progs });
     if let Err(e) = fs::write(out.join("verifier.json"), format!("{doc:#}\n")) {

@@ -13,7 +13,8 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use crate::exit::OK;
 use crate::skel::scx_cgleak::ScxCgleakSkelBuilder;
 use crate::skel::scx_timerwrite::ScxTimerwriteSkelBuilder;
-use crate::{sched, signals};
+use crate::scheduler::sched;
+use crate::signals;
 
 pub fn fixture(name: &str) -> Result<i32> {
     if !matches!(name, "cgleak" | "timerwrite") {

@@ -11,10 +11,10 @@ use anyhow::Result;
 
 use scx_contract::config::Config;
 use scx_contract::names::Workload;
-use crate::run::{self, Drive};
-use crate::runinfo::RunInfo;
-use crate::sched;
-use crate::usersched::{self, UserSched};
+use crate::commands::run::{self, Drive};
+use crate::commands::runinfo::RunInfo;
+use crate::scheduler::sched;
+use crate::scheduler::usersched::{self, UserSched};
 
 pub struct BinArgs {
     pub bin: PathBuf,
@@ -44,7 +44,7 @@ pub fn run_bin(a: BinArgs) -> Result<i32> {
         baseline: a.baseline,
         out: &a.out,
         inject_error_after: None,
-        prog_baseline: crate::schedmaps::prog_last_id(),
+        prog_baseline: crate::bpf::schedmaps::prog_last_id(),
     };
     let name = a.bin.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "custom".into());
     let mut info = RunInfo::new(&name, &a.variant, &d, a.iteration, &a.accel, &a.reset);

@@ -9,7 +9,10 @@ use anyhow::Result;
 
 use crate::exit::{NOT_CLEAN, OK};
 use scx_contract::names::is_our_ops_name;
-use crate::{cgroup, kmsg, maps, procs, sched, trace};
+use crate::bpf::maps;
+use crate::observers::{kmsg, procs, trace};
+use crate::scheduler::sched;
+use crate::workloads::cgroup;
 
 pub const OUR_MAPS: &[&str] = &["tracked_tasks"];
 

@@ -15,7 +15,8 @@ use libbpf_rs::Link;
 use scx_contract::config::Cleanup;
 use crate::exit::{Exit, BAD_INPUT, LOAD_FAILED};
 use scx_contract::names::{Scheduler, Variant};
-use crate::{btf, skel, verifier};
+use crate::bpf::{btf, verifier};
+use crate::skel;
 
 pub const HELPER: &str = "scx_bpf_map_scan_timeout";
 pub const STATE: &str = "/sys/kernel/sched_ext/state";
@@ -124,7 +125,7 @@ pub struct LoadReport {
     pub load_ms: f64,
     pub attach_ms: f64,
     /// veristat-like figures per program (written to verifier.json)
-    pub verifier: Vec<crate::verifier_stats::ProgStats>,
+    pub verifier: Vec<crate::bpf::verifier_stats::ProgStats>,
 }
 
 /// The test variant needs the helper: say so before libbpf fails on it.
@@ -153,7 +154,7 @@ fn load_error(what: &str, err: libbpf_rs::Error) -> anyhow::Error {
 
 /// A failed load with our own log buffers (verifier_stats): libbpf printed
 /// no log, so add the failed program's where verifier::tail looks.
-fn load_error_logged(what: &str, err: libbpf_rs::Error, bufs: &crate::verifier_stats::LogBufs) -> anyhow::Error {
+fn load_error_logged(what: &str, err: libbpf_rs::Error, bufs: &crate::bpf::verifier_stats::LogBufs) -> anyhow::Error {
     let mut out = verifier::take();
     if let Some(log) = verifier::failed_prog(&out).and_then(|p| bufs.log_of(&p)) {
         out.push_str(&format!("-- BEGIN PROG LOAD LOG --\n{log}\n-- END PROG LOAD LOG --\n"));
@@ -257,11 +258,11 @@ macro_rules! builds {
                     // 6.12 wants SCX_OPS_HAS_CGROUP_WEIGHT from a cgroup scheduler;
                     // later kernels dropped the flag and refuse unknown ones.
                     if sched == Scheduler::Flatcg {
-                        if let Ok(Some(f)) = crate::btf::enum_value(opts.kernel_btf, "scx_ops_flags", "SCX_OPS_HAS_CGROUP_WEIGHT") {
+                        if let Ok(Some(f)) = crate::bpf::btf::enum_value(opts.kernel_btf, "scx_ops_flags", "SCX_OPS_HAS_CGROUP_WEIGHT") {
                             open.struct_ops.sched_ops_mut().flags |= f;
                         }
                     }
-                    let log_bufs = crate::verifier_stats::prepare(open.open_object_mut());
+                    let log_bufs = crate::bpf::verifier_stats::prepare(open.open_object_mut());
                     let mut skel = open
                         .load()
                         .map_err(|e| load_error_logged(&format!("loading {}", sched.ops_name(variant)), e, &log_bufs))?;

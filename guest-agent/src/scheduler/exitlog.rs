@@ -5,7 +5,7 @@
 //! UEI_REPORT). The reasons are the kernel's scx_exit_reason() strings, so
 //! they give back the exit kind.
 
-use crate::sched::ExitInfo;
+use crate::scheduler::sched::ExitInfo;
 
 /// scx_exit_reason() of kernel/sched/ext.c and the enum scx_exit_kind value.
 const REASONS: &[(&str, i32)] = &[

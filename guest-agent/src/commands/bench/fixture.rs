@@ -10,7 +10,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{ProgramInput, ProgramMut};
 use scx_contract::bench::Method;
 
-use crate::maps;
+use crate::bpf::maps;
 use crate::skel::scan_bench::{ScanBenchSkel, ScanBenchSkelBuilder};
 
 /// The map sizes the object has (max_entries of map_1k, map_16k, map_256k).
@@ -48,12 +48,12 @@ pub fn open(storage: &mut MaybeUninit<libbpf_rs::OpenObject>, prealloc: bool) ->
             map.set_map_flags(0).context("making a bench map preallocated")?;
         }
     }
-    crate::verifier::take();
+    crate::bpf::verifier::take();
     match open.load() {
         Ok(skel) => Ok(Fixture { skel, counter: maps::Counter::default() }),
         Err(e) => {
-            let log = crate::verifier::take();
-            bail!("the bench programs do not load: {e}\n{}", crate::verifier::tail(&log, 20).unwrap_or(log))
+            let log = crate::bpf::verifier::take();
+            bail!("the bench programs do not load: {e}\n{}", crate::bpf::verifier::tail(&log, 20).unwrap_or(log))
         }
     }
 }

@@ -17,7 +17,7 @@ use clap::Args;
 use scx_contract::bench::{CountResult, Timings, Way};
 
 use super::fixture;
-use crate::maps;
+use crate::bpf::maps;
 
 #[derive(Args)]
 pub struct CountArgs {
@@ -64,7 +64,7 @@ pub fn run(a: &CountArgs) -> Result<CountResult> {
     let fd = owned.as_fd();
     let id = maps::info(fd)?.id;
     let mut counter = maps::Counter::default();
-    let mut elems = crate::elemcount::ElemCounter::new()?;
+    let mut elems = crate::bpf::elemcount::ElemCounter::new()?;
     let (mut batch_ns, mut next_ns, mut tool_ns, mut kern_ns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut batch_n, mut next_n, mut tool_n, mut kern_n, mut bytes) = (0, 0, 0, 0, 0);
     // Interleaved, so drift on a shared host hits every way alike.

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::btf;
+use crate::bpf::btf;
 use scx_contract::sample::{SampleWriter, SchedState};
 use crate::exit::{Exit, FAILED};
-use crate::maps::{self, MapInfo};
-use crate::sampler::{MapSource, Sampler};
-use crate::sched::{self, Counters};
+use crate::bpf::maps::{self, MapInfo};
+use crate::observers::sampler::{MapSource, Sampler};
+use crate::scheduler::sched::{self, Counters};
 use crate::signals;
 
 /// The counters of a foreign scheduler, read from its .bss by BTF offsets.

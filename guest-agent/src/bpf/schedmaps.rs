@@ -21,10 +21,10 @@ use libbpf_rs::libbpf_sys as sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use serde::Serialize;
 
-use crate::maps::{self, MapInfo};
-use crate::sampler::{MapSource, Sampler};
+use crate::bpf::maps::{self, MapInfo};
+use crate::observers::sampler::{MapSource, Sampler};
 use crate::skel::exits::{ExitsSkel, ExitsSkelBuilder};
-use crate::storagecount::is_local_storage;
+use crate::bpf::storagecount::is_local_storage;
 
 /// The agent's own programs (counting iterators, exit counters): never the scheduler's.
 const OURS: &[&str] = &["count_elems", "count_task_stor", "count_cgrp_stor", "count_task_exit", "count_cgroup_rm"];
@@ -187,8 +187,8 @@ impl SchedMaps {
                 key_size: info.key_size,
                 value_size: info.value_size,
                 max_entries: info.max_entries,
-                key_type: crate::btf::type_name(info.btf_id, info.btf_key_type_id),
-                value_type: crate::btf::type_name(info.btf_id, info.btf_value_type_id),
+                key_type: crate::bpf::btf::type_name(info.btf_id, info.btf_key_type_id),
+                value_type: crate::bpf::btf::type_name(info.btf_id, info.btf_value_type_id),
                 programs: progs.into_iter().collect(),
                 sampled: skipped.is_none(),
                 skipped,

@@ -11,6 +11,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 pub fn install() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: on_signal is an extern "C" fn(c_int) that only does an atomic store, which is
+        // async-signal-safe.
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
 }

@@ -2,6 +2,7 @@
 
 /// (columns, rows) of stdout's terminal.
 pub fn size() -> Option<(u32, u32)> {
+    // SAFETY: winsize is four plain integers, for which all-zero bytes are a valid value.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ writes a winsize into the pointer we pass.
     let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
@@ -21,6 +22,7 @@ impl RawMode {
         if !is_tty(libc::STDIN_FILENO) {
             return RawMode(None);
         }
+        // SAFETY: termios is plain integers and arrays of them: all-zero bytes are a valid value.
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
         // SAFETY: tcgetattr/tcsetattr on stdin with a valid termios.
         unsafe {

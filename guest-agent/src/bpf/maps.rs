@@ -34,6 +34,7 @@ fn neg_errno(ret: i32) -> io::Error {
 pub fn info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
     let mut info = sys::bpf_map_info::default();
     let mut len = std::mem::size_of::<sys::bpf_map_info>() as u32;
+    // SAFETY: info is a bpf_map_info of `len` bytes and fd is open; both outlive the call.
     let ret = unsafe { sys::bpf_map_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) };
     if ret < 0 {
         bail!("BPF_OBJ_GET_INFO_BY_FD: {}", neg_errno(ret));
@@ -53,10 +54,12 @@ pub fn info(fd: BorrowedFd<'_>) -> Result<MapInfo> {
 }
 
 pub fn open_by_id(id: u32) -> Result<OwnedFd> {
+    // SAFETY: takes only an id, no pointers; returns a new fd or -errno.
     let fd = unsafe { sys::bpf_map_get_fd_by_id(id) };
     if fd < 0 {
         bail!("BPF_MAP_GET_FD_BY_ID {id}: {}", neg_errno(fd));
     }
+    // SAFETY: fd is fresh from BPF_MAP_GET_FD_BY_ID and owned by nothing else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -67,6 +70,7 @@ pub fn all() -> Vec<(MapInfo, OwnedFd)> {
     let mut id = 0u32;
     loop {
         let mut next = 0u32;
+        // SAFETY: next is a live u32 that the call writes the following id into.
         if unsafe { sys::bpf_map_get_next_id(id, &mut next) } < 0 {
             break;
         }
@@ -84,6 +88,7 @@ pub fn all() -> Vec<(MapInfo, OwnedFd)> {
 /// (the kernel hands them out cyclically, so this holds until 2^31 maps).
 pub fn last_id() -> u32 {
     let (mut id, mut next) = (0u32, 0u32);
+    // SAFETY: next is a live u32 that the call writes the following id into.
     while unsafe { sys::bpf_map_get_next_id(id, &mut next) } == 0 {
         id = next;
     }
@@ -101,6 +106,7 @@ pub fn walk_value_size(mi: &MapInfo) -> u32 {
     if !PERCPU.contains(&mi.map_type) {
         return mi.value_size;
     }
+    // SAFETY: no arguments; libbpf only parses /sys/devices/system/cpu/possible (and caches it).
     let cpus = unsafe { sys::libbpf_num_possible_cpus() }.max(1) as u32;
     ((mi.value_size + 7) & !7) * cpus
 }
@@ -160,6 +166,8 @@ impl Counter {
                 self.values.resize(n * vsz, 0);
             }
             let mut count = self.batch;
+            // SAFETY: keys and values have room for `count` (= self.batch) entries of key_size and vsz
+            // bytes; they, the 8-byte cursors and count all outlive the call.
             let ret = unsafe {
                 sys::bpf_map_lookup_batch(
                     fd.as_raw_fd(),
@@ -197,6 +205,8 @@ impl Counter {
         let mut n = 0u64;
         let mut first = true;
         loop {
+            // SAFETY: cur and next are key_size bytes each, the size the kernel reads and writes,
+            // and both outlive the call.
             let ret = unsafe {
                 sys::bpf_map_get_next_key(
                     fd.as_raw_fd(),
@@ -248,6 +258,8 @@ pub fn parse_fdinfo_field(text: &str, field: &str) -> Option<u64> {
 pub fn read_u64_at(fd: BorrowedFd<'_>, value_size: u32, offset: u32) -> Result<u64> {
     let mut buf = vec![0u8; value_size as usize];
     let key = 0u32;
+    // SAFETY: key is a u32, an array map's key; buf holds value_size bytes (the caller passes
+    // the map's); both outlive the call.
     let ret = unsafe {
         sys::bpf_map_lookup_elem(
             fd.as_raw_fd(),

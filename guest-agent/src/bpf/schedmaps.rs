@@ -32,6 +32,7 @@ const OURS: &[&str] = &["count_elems", "count_task_stor", "count_cgrp_stor", "co
 /// The highest program id in use now: programs loaded later have larger ids.
 pub fn prog_last_id() -> u32 {
     let (mut id, mut next) = (0u32, 0u32);
+    // SAFETY: next is a live u32 that the call writes the following id into.
     while unsafe { sys::bpf_prog_get_next_id(id, &mut next) } == 0 {
         id = next;
     }
@@ -40,6 +41,7 @@ pub fn prog_last_id() -> u32 {
 
 /// A program's name and the ids of the maps it uses.
 fn prog_maps(id: u32) -> Result<(String, Vec<u32>)> {
+    // SAFETY: takes only an id, no pointers; returns a new fd or -errno.
     let fd = unsafe { sys::bpf_prog_get_fd_by_id(id) };
     if fd < 0 {
         bail!("BPF_PROG_GET_FD_BY_ID {id}: {}", std::io::Error::from_raw_os_error(-fd));
@@ -163,6 +165,7 @@ impl SchedMaps {
     pub fn discover(prog_baseline: u32, exits: Option<Exits>, out: &Path) -> Result<SchedMaps> {
         let mut users: std::collections::BTreeMap<u32, BTreeSet<String>> = Default::default();
         let (mut id, mut next) = (prog_baseline, 0u32);
+        // SAFETY: next is a live u32 that the call writes the following id into.
         while unsafe { sys::bpf_prog_get_next_id(id, &mut next) } == 0 {
             id = next;
             let Ok((name, ids)) = prog_maps(id) else { continue };

@@ -77,6 +77,7 @@ pub fn reset() -> Result<i32> {
         problems.push(format!("{e:#}"));
     }
     trace::clear();
+    // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
     if let Err(e) = std::fs::write("/proc/sys/vm/drop_caches", "3") {
         problems.push(format!("dropping caches: {e}"));

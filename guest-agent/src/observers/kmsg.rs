@@ -20,6 +20,7 @@ impl Kmsg {
             .custom_flags(libc::O_NONBLOCK)
             .open("/dev/kmsg")
             .context("opening /dev/kmsg")?;
+        // SAFETY: plain lseek on the fd of `file`, which we own and keep open.
         unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_END) };
         Ok(Kmsg { file })
     }
@@ -60,6 +61,7 @@ pub fn format_record(rec: &str) -> Option<Vec<String>> {
 /// Empty the kernel ring buffer as `dmesg -C` does.
 pub fn clear() -> Result<()> {
     // SYSLOG_ACTION_CLEAR
+    // SAFETY: CLEAR reads and writes no buffer, so a null pointer with length 0 is valid.
     if unsafe { libc::klogctl(5, std::ptr::null_mut(), 0) } < 0 {
         anyhow::bail!("klogctl(CLEAR): {}", std::io::Error::last_os_error());
     }

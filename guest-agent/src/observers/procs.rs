@@ -65,6 +65,7 @@ pub fn terminate(pids: &[i32], first: i32, wait: Duration) -> Vec<i32> {
     let me = std::process::id() as i32;
     let pids: Vec<i32> = pids.iter().copied().filter(|p| *p != me).collect();
     for p in &pids {
+        // SAFETY: plain kill(2), integers only; a pid that is already gone just gives ESRCH.
         unsafe { libc::kill(*p, first) };
     }
     let deadline = Instant::now() + wait;
@@ -72,6 +73,7 @@ pub fn terminate(pids: &[i32], first: i32, wait: Duration) -> Vec<i32> {
         std::thread::sleep(Duration::from_millis(50));
     }
     for p in pids.iter().filter(|p| alive(**p)) {
+        // SAFETY: plain kill(2), integers only; a pid that exited since alive() gives ESRCH.
         unsafe { libc::kill(*p, libc::SIGKILL) };
     }
     let deadline = Instant::now() + Duration::from_secs(3);

@@ -44,6 +44,7 @@ impl TraceReader {
                 let stopping = st.load(Ordering::SeqCst);
                 let mut pfd = libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 };
                 // short timeout: the stop flag is checked at least 5x a second
+                // SAFETY: pfd is one live pollfd on our stack (nfds 1) on `pipe`'s fd, open for the whole loop.
                 let ready = unsafe { libc::poll(&mut pfd, 1, if stopping { 0 } else { 200 }) };
                 if ready > 0 {
                     match pipe.read(&mut buf) {

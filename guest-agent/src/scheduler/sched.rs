@@ -203,6 +203,7 @@ macro_rules! builds {
                         fn counters(&self) -> Counters {
                             let b = self.skel.maps.bss_data.as_deref().expect("bss is mmapped");
                             // the scheduler writes these concurrently
+                            // SAFETY: p points at a u64 in the skeleton's mmapped .bss, alive while the skeleton is.
                             let rd = |p: &u64| unsafe { std::ptr::read_volatile(p) };
                             Counters {
                                 evictions: rd(&b.nr_evictions),
@@ -221,6 +222,8 @@ macro_rules! builds {
 
                         fn exit_info(&self) -> Option<ExitInfo> {
                             let b = self.skel.maps.bss_data.as_deref().expect("bss is mmapped");
+                            // SAFETY: b points at the skeleton's mmapped .bss, alive while self.skel is;
+                            // exit_record is plain integers and byte arrays.
                             let r = unsafe { std::ptr::read_volatile(&b.exit_record) };
                             (r.kind != 0).then(|| ExitInfo {
                                 kind: r.kind,
@@ -232,6 +235,7 @@ macro_rules! builds {
 
                         fn inject_error(&mut self) {
                             let b = self.skel.maps.bss_data.as_deref_mut().expect("bss is mmapped");
+                            // SAFETY: b points at the skeleton's mmapped, writable .bss, alive while self.skel is.
                             unsafe { std::ptr::write_volatile(&mut b.inject_error, 1) };
                         }
 
@@ -275,6 +279,8 @@ macro_rules! builds {
                             // ops.init may have failed: the exit record says why
                             let why = {
                                 let b = skel.maps.bss_data.as_deref().expect("bss is mmapped");
+                                // SAFETY: b points at the loaded skel's mmapped .bss, alive here;
+                                // exit_record is plain integers and byte arrays.
                                 let r = unsafe { std::ptr::read_volatile(&b.exit_record) };
                                 if r.kind != 0 {
                                     format!(": {} ({})", c_string(&r.reason), c_string(&r.msg))

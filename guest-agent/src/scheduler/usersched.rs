@@ -248,6 +248,8 @@ impl UserSched {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 break;
             }
+            // SAFETY: plain kill(2) on the child's group: it was spawned with process_group(0), so
+            // its pid is the pgid.
             unsafe { libc::kill(-pgid, sig) };
             by = name;
             let end = Instant::now() + wait;
@@ -262,6 +264,7 @@ impl UserSched {
             Err(e) => format!("unknown ({e})"),
         };
         // children it left in its group
+        // SAFETY: plain kill(2), integers only; an empty group just gives ESRCH.
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
 }

@@ -69,6 +69,8 @@ pub fn spawn_into(cmd: &mut Command, leaf: &Leaf) -> Result<std::process::Child>
         .open(leaf.path.join("cgroup.procs"))
         .with_context(|| format!("opening {}/cgroup.procs", leaf.path.display()))?;
     let fd = procs.as_raw_fd();
+    // SAFETY: the hook only calls setpgid and write, both async-signal-safe, and allocates nothing;
+    // fd stays valid in the child because `procs` is dropped only after spawn.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setpgid(0, 0) != 0 {

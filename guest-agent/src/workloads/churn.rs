@@ -12,6 +12,8 @@ use crate::signals;
 
 fn now_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec we pass; it is async-signal-safe, so the
+    // forked child may call it too.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
@@ -24,6 +26,8 @@ fn child(us: u64) -> ! {
     while now_ns() < end {
         x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
     }
+    // SAFETY: _exit ends the forked child at once, running no atexit handlers or destructors
+    // copied from the parent.
     unsafe { libc::_exit(0) }
 }
 
@@ -31,6 +35,7 @@ fn reap(block: bool) -> u64 {
     let mut n = 0;
     loop {
         let mut status = 0;
+        // SAFETY: waitpid only writes the status int we pass, alive for the call.
         let r = unsafe { libc::waitpid(-1, &mut status, if block { 0 } else { libc::WNOHANG }) };
         if r <= 0 {
             return n;
@@ -49,6 +54,8 @@ pub fn worker(burst: u32, rate_hz: f64, task_us: u64, duration: Duration) -> any
 
     while !signals::stopping() && start.elapsed() < duration {
         for _ in 0..burst {
+            // SAFETY: this worker process is single-threaded (see the module doc), and the child only
+            // calls async-signal-safe functions (clock_gettime) before _exit.
             match unsafe { libc::fork() } {
                 0 => child(task_us),
                 -1 => failed += 1,

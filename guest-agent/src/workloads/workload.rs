@@ -51,9 +51,11 @@ fn log_line(log: &Log, prefix: &str, line: &str) {
 fn run_child(cmd: &mut Command, leaf: &Leaf, log: &Log, pid: &AtomicI32) -> Result<(i32, String)> {
     // one pipe for both streams keeps their lines in order
     let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into fds, an [i32; 2] that outlives the call.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         bail!("pipe: {}", std::io::Error::last_os_error());
     }
+    // SAFETY: fds[] are fresh from pipe2 and owned by nothing else.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     cmd.stdin(Stdio::null()).stdout(Stdio::from(wr.try_clone()?)).stderr(Stdio::from(wr));
     let mut child = cgroup::spawn_into(cmd, leaf)?;
@@ -337,6 +339,7 @@ impl Running {
             for p in &self.pids {
                 let pid = p.load(Ordering::SeqCst);
                 if pid > 0 {
+                    // SAFETY: plain kill(2) on the child's process group; pid > 0, so -pid is never 0 or -1.
                     unsafe { libc::kill(-pid, sig) };
                 }
             }

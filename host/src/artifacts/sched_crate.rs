@@ -165,6 +165,7 @@ fn ensure_prerequisites(p: &mut Progress) -> Result<()> {
     let pkgs: Vec<&str> = missing.iter().map(|(_, p)| *p).filter(|p| *p != "rustup").collect();
     let script = paths::source_dir().ok().map(|d| d.join("scripts/setup-host.sh")).filter(|s| s.is_file());
     if let (false, Some(script)) = (pkgs.is_empty(), script) {
+        // SAFETY: geteuid takes no arguments, touches no memory and cannot fail.
         if unsafe { libc::geteuid() } == 0 {
             p.note(&format!("installing host packages for scheduler builds ({}) with {}", pkgs.join(", "), script.display()));
             let st = Command::new("bash").arg(&script).stdin(Stdio::null()).status().context("cannot run bash")?;

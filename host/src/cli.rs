@@ -39,7 +39,12 @@ pub enum Cmd {
     #[command(subcommand)]
     Sched(SchedCmd),
     /// Probe the accelerators: does KVM really run a guest here? (TCG always works)
-    Probe,
+    Probe {
+        /// Also boot this bzImage under KVM up to its root mount (what `--accel
+        /// auto` does before every VM); without it only firmware code is run
+        #[arg(long, value_name = "BZIMAGE")]
+        kernel: Option<PathBuf>,
+    },
     /// Boot a guest and leave it running; returns once SSH answers
     #[command(after_help = "Examples:\n  scx-vmctl up\n  scx-vmctl up --kernel ~/linux/arch/x86/boot/bzImage --name mine --cpus 4\n  \
 scx-vmctl up --kernel https://example.org/bzImage --kernel-sha256 <64 hex>")]
@@ -302,8 +307,11 @@ pub struct ExperimentArgs {
     /// (exitdel deletes the entry in ops.exit_task, taskstor keeps it in task storage)
     #[arg(long, value_delimiter = ',')]
     pub variants: Option<Vec<String>>,
-    /// Guest reset between runs: overlay (fresh boot, default) or in-guest (faster)
-    #[arg(long, value_name = "overlay|in-guest")]
+    /// Guest reset between runs: snapshot (default: every run starts a fresh QEMU
+    /// from a saved state of a booted, checked guest; falls back to overlay where
+    /// that fails), overlay (a fresh boot per run) or in-guest (one guest, cleaned
+    /// by the agent between runs)
+    #[arg(long, value_name = "snapshot|overlay|in-guest")]
     pub reset: Option<String>,
     #[command(flatten)]
     pub vm: VmArgs,

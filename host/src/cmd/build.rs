@@ -7,7 +7,6 @@ use crate::error::{bad, BadInput};
 use crate::machine::{accel, qemu};
 use crate::paths;
 use anyhow::{bail, Result};
-use std::time::Duration;
 
 pub async fn sched_cmd(c: SchedCmd) -> Result<i32> {
     use crate::artifacts::sched_crate::{self as sc, SchedRef};
@@ -104,13 +103,19 @@ pub async fn agent_build(f: KernelFlavor) -> Result<i32> {
 }
 
 /// What `--accel auto` would pick here, and why.
-pub fn probe() -> Result<i32> {
+pub fn probe(kernel: Option<&std::path::Path>) -> Result<i32> {
     let q = qemu::qemu_version().map_err(bad)?;
+    if let Some(k) = kernel {
+        qemu::check_bzimage(k).map_err(bad)?;
+    }
     let scratch = paths::state_dir();
     std::fs::create_dir_all(&scratch)?;
-    let p = accel::probe_kvm(qemu::QEMU, &scratch, Duration::from_secs(5));
+    let p = accel::probe_kvm_for(qemu::QEMU, &scratch, kernel);
     println!("QEMU {q}");
     println!("kvm: {}", p.reason());
+    if kernel.is_none() && p == accel::KvmProbe::Works {
+        println!("     (firmware code only; --kernel BZIMAGE boots a kernel under KVM too, as --accel auto does)");
+    }
     println!("tcg: works (runs as {})", accel::Accel::Tcg.describe());
     println!("--accel auto picks: {}", if p == accel::KvmProbe::Works { "kvm" } else { "tcg" });
     Ok(0)

@@ -18,7 +18,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Cmd::Image(ImageCmd::Path) => build::image_path(),
         Cmd::Agent(AgentCmd::Build(f)) => build::agent_build(f).await,
         Cmd::Sched(c) => build::sched_cmd(c).await,
-        Cmd::Probe => build::probe(),
+        Cmd::Probe { kernel } => build::probe(kernel.as_deref()),
         Cmd::Up(a) => vm::up(a).await,
         Cmd::Ssh(a) => vm::ssh_cmd(a).await,
         Cmd::Cp(a) => cp::cp(a).await,

@@ -24,6 +24,7 @@ use scheduler::sched;
 use workloads::churn;
 
 fn main() {
+    crate::commands::runinfo::start_clock();
     let cli = Cli::parse();
     verifier::install();
     let result = match cli.cmd {

@@ -16,7 +16,7 @@ use crate::exit::{self, code_of};
 use crate::observers::kmsg::{self, Kmsg};
 use crate::bpf::maps;
 use scx_contract::names::{Scheduler, Variant, Workload};
-use crate::commands::runinfo::RunInfo;
+use crate::commands::runinfo::{mark, RunInfo};
 use crate::observers::sampler::{MapSource, Sampler};
 use crate::scheduler::sched::{self, LoadOpts, Running};
 use crate::signals;
@@ -85,10 +85,12 @@ pub fn run(a: RunArgs) -> Result<i32> {
                 "agent: {} attached (load {:.0} ms, attach {:.0} ms)",
                 report.ops_name, report.load_ms, report.attach_ms
             );
+            mark("attached");
             write_verifier_json(&a.out, &report.verifier);
             info.load = Some(report);
             let body = body(&d, cgroups, s);
             unload(info, s, Duration::from_secs(5));
+            mark("unloaded");
             body
         })
     })
@@ -145,6 +147,7 @@ pub fn frame(
                 info.fail(f);
             }
             info.core.workload_metric = Some(b.outcome.metric);
+            info.workload_cut_rounds = b.outcome.cut_rounds;
             if let Some(e) = b.outcome.error {
                 info.workload_error = Some(e.clone());
                 info.fail(format!("workload: {e}"));
@@ -171,7 +174,7 @@ pub fn frame(
         info.fail(format!("kernel splat: {first}"));
     }
 
-    let json = serde_json::to_string_pretty(&info)?;
+    let json = info.to_json()?;
     fs::write(d.out.join("run.json"), json + "\n")?;
     if info.core.failed() {
         eprintln!("agent: run failed: {}", info.core.failure.as_deref().unwrap_or("?"));
@@ -242,15 +245,19 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
     }
     let work_t0 = Instant::now();
     churning = true;
+    mark("workload_start");
     let wl = workload::start(a.workload, &a.config.workloads, cgroups, a.duration, &a.out.join("workload.log"))?;
     let mut injected = false;
     if !a.baseline.is_zero() {
         next = work_t0 + a.interval;
     }
+    // the last sample is taken at the deadline, however late the others ran
+    let deadline = work_t0 + a.duration;
     loop {
         let now = Instant::now();
-        if next > now {
-            signals::sleep(next - now);
+        let at = next.min(deadline);
+        if at > now {
+            signals::sleep(at - now);
         }
         if signals::stopping() {
             failure = Some("stopped by a signal before the end".to_string());
@@ -291,7 +298,9 @@ pub fn body(a: &Drive<'_>, cgroups: &cgroup::Cgroups, s: &mut dyn Running) -> Re
             next = Instant::now() + a.interval;
         }
     }
+    mark("workload_deadline");
     let outcome = wl.stop(Duration::from_secs(5));
+    mark("workload_stopped");
     Ok(BodyResult { samples, max_entries, max_sample_ms, outcome, failure })
 }
 

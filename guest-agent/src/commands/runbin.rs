@@ -58,6 +58,7 @@ pub fn run_bin(a: BinArgs) -> Result<i32> {
                 return Err(e);
             }
         };
+        crate::commands::runinfo::mark("attached");
         info.ops_name = s.ops_name.clone();
         eprintln!(
             "agent: {} enabled `{}` in {:.0} ms; map `{}` id {}{}",
@@ -71,6 +72,7 @@ pub fn run_bin(a: BinArgs) -> Result<i32> {
         let body = run::body(&d, cgroups, &mut s);
         // the kernel logs the disable from a worker: allow for its delay
         run::unload(info, &mut s, Duration::from_secs(5));
+        crate::commands::runinfo::mark("unloaded");
         if !s.has_counters() {
             info.counters = None;
         }

@@ -225,6 +225,11 @@ pub struct UpArgs {
     /// Configuration file (YAML, overrides config/default.yaml)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Start from the saved guest experiments start from (the agent installed,
+    /// reset, ~1 s under TCG) instead of booting; the first use saves it.
+    /// Needs a kernel built by `scx-vmctl kernel build`
+    #[arg(long)]
+    pub snapshot: bool,
 }
 
 #[derive(Args, Debug)]

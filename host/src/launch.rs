@@ -104,7 +104,7 @@ pub async fn prepare(name: &str, vm_args: &VmArgs, cfg: &Config) -> Result<Prepa
     let image = resolve_image(vm_args).await?;
     let scratch = paths::state_dir();
     std::fs::create_dir_all(&scratch)?;
-    let decision = accel::decide(req, || accel::probe_kvm(qemu::QEMU, &scratch, Duration::from_secs(5))).map_err(bad)?;
+    let decision = accel::decide(req, || accel::probe_kvm_for(qemu::QEMU, &scratch, Some(&kernel.bzimage))).map_err(bad)?;
     let key = tool_key()?;
     let spec = VmSpec {
         name: name.to_string(),
@@ -122,6 +122,15 @@ pub async fn prepare(name: &str, vm_args: &VmArgs, cfg: &Config) -> Result<Prepa
 
 /// Boot a prepared VM.
 pub async fn boot(p: &Prepared, cfg: &Config, owned: bool, run_dir: Option<PathBuf>) -> Result<Vm> {
+    start(p, cfg, owned, run_dir, None).await
+}
+
+/// Start a prepared VM from a saved state instead of booting it.
+pub async fn restore(p: &Prepared, cfg: &Config, owned: bool, from: vm::Restore) -> Result<Vm> {
+    start(p, cfg, owned, None, Some(from)).await
+}
+
+async fn start(p: &Prepared, cfg: &Config, owned: bool, run_dir: Option<PathBuf>, restore: Option<vm::Restore>) -> Result<Vm> {
     let key = tool_key()?;
     Vm::launch(
         Launch {
@@ -132,6 +141,7 @@ pub async fn boot(p: &Prepared, cfg: &Config, owned: bool, run_dir: Option<PathB
             owned,
             boot_timeout: Duration::from_secs(cfg.vm.boot_timeout_s),
             run_dir,
+            restore,
         },
         &key,
     )

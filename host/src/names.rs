@@ -9,17 +9,24 @@ use std::fmt;
 /// How the guest is brought back to a clean state between runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ResetMode {
+    /// Every run starts a fresh QEMU from a saved state of a booted, checked
+    /// guest (machine::snapshot); falls back to `overlay` where that fails.
+    #[serde(rename = "snapshot")]
+    Snapshot,
+    /// Every run boots a fresh overlay of the base image.
     #[serde(rename = "overlay")]
     Overlay,
+    /// One guest for all runs; the agent cleans it between them.
     #[serde(rename = "in-guest")]
     InGuest,
 }
 
 impl ResetMode {
-    pub const ALL: &'static [ResetMode] = &[ResetMode::Overlay, ResetMode::InGuest];
+    pub const ALL: &'static [ResetMode] = &[ResetMode::Snapshot, ResetMode::Overlay, ResetMode::InGuest];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            ResetMode::Snapshot => "snapshot",
             ResetMode::Overlay => "overlay",
             ResetMode::InGuest => "in-guest",
         }
@@ -56,7 +63,7 @@ mod tests {
         for m in ResetMode::ALL {
             assert_eq!(ResetMode::parse(m.as_str()).unwrap(), *m);
         }
-        let e = ResetMode::parse("snapshot").unwrap_err().to_string();
-        assert_eq!(e, "unknown reset mode `snapshot`; valid: overlay, in-guest");
+        let e = ResetMode::parse("reboot").unwrap_err().to_string();
+        assert_eq!(e, "unknown reset mode `reboot`; valid: snapshot, overlay, in-guest");
     }
 }

@@ -14,7 +14,8 @@ fn short_experiment_then_refusal_then_resume() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("res");
     let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/quick-tcg.yaml");
-    let args = ["experiment", "scx_simple", "custom-churn", "20", "1", "--config", cfg, "--out", out.to_str().unwrap()];
+    // overlay resets: every run's console holds its own boot (snapshot resets: tests/snapshot.rs)
+    let args = ["experiment", "scx_simple", "custom-churn", "20", "1", "--config", cfg, "--reset", "overlay", "--out", out.to_str().unwrap()];
     let o = env.run(&args);
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
     assert_eq!(o.status.code(), Some(0), "{text}");

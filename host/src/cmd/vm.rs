@@ -23,12 +23,22 @@ pub async fn up(a: UpArgs) -> Result<i32> {
     }
     let t = std::time::Instant::now();
     let mut prog = crate::progress::Progress::new("up").every(Duration::from_secs(10));
-    prog.update(&format!("booting {} ({}, {} vCPUs, {} MiB)", a.name, p.spec.accel.describe(), p.spec.cpus, p.spec.memory_mib));
+    let from = if a.snapshot { Some(saved_guest(&p, &cfg).await?) } else { None };
+    let t = if from.is_some() { std::time::Instant::now() } else { t };
+    let how = if from.is_some() { "restoring" } else { "booting" };
+    prog.update(&format!("{how} {} ({}, {} vCPUs, {} MiB)", a.name, p.spec.accel.describe(), p.spec.cpus, p.spec.memory_mib));
     // Another `up` may have taken the name while this one prepared.
-    let vm = boot(&p, &cfg, false, None).await.map_err(|e| bad_if(e, vm::VmError::is_bad_input))?;
+    let vm = match &from {
+        None => boot(&p, &cfg, false, None).await,
+        Some(s) => crate::launch::restore(&p, &cfg, false, s.restore()).await,
+    }
+    .map_err(|e| bad_if(e, vm::VmError::is_bad_input))?;
     prog.finish(&format!("{} is up", a.name));
     let st = &vm.state;
     println!("VM {} is up ({:.1} s to SSH)", st.spec.name, t.elapsed().as_secs_f64());
+    if let Some(s) = &from {
+        println!("  restored     from the saved guest {} (agent {})", s.dir.display(), s.info.inputs.agent_id);
+    }
     println!("  accelerator  {} (QEMU {})", st.spec.accel.describe(), st.qemu_version);
     println!("  kernel       {} ({})", st.spec.kernel.display(), st.kernel_id);
     println!("  image        {} ({})", st.spec.base_image.display(), st.image_id);
@@ -46,6 +56,33 @@ pub async fn up(a: UpArgs) -> Result<i32> {
         known.display()
     );
     Ok(0)
+}
+
+/// The saved guest `experiment --reset snapshot` starts from, for this
+/// kernel, image and machine: found, or booted, given the agent and sealed.
+async fn saved_guest(p: &crate::launch::Prepared, cfg: &Config) -> Result<crate::machine::snapshot::Snapshot> {
+    use crate::experiment::saved;
+    let Some(k) = &p.kernel.built else {
+        bail!(BadInput(
+            "up --snapshot needs a kernel built by `scx-vmctl kernel build` (the agent in the saved guest is built against it)".into()
+        ));
+    };
+    let agent = crate::artifacts::agent::build(&k.vmlinux_h()).await?;
+    let want = saved::inputs(p, &agent.id, &[], &crate::machine::qemu::qemu_version()?)?;
+    if let Some(s) = saved::find(&want) {
+        return Ok(s);
+    }
+    let t = std::time::Instant::now();
+    eprintln!("[snapshot] booting a guest to save (once for this kernel, image, agent and machine)");
+    let mut spec = p.spec.clone();
+    spec.name = format!("{}-save", p.spec.name);
+    spec.ssh_port = vm::free_port()?;
+    let prep = crate::launch::Prepared { spec, kernel: p.kernel.clone(), image: p.image.clone(), notice: None };
+    let guest = boot(&prep, cfg, true, None).await?;
+    let ssh = guest.ssh().await?;
+    crate::artifacts::agent::install(&ssh, &agent).await?;
+    ssh.close().await;
+    saved::seal(guest, &want, t).await
 }
 
 /// NAME, or the only running VM.

@@ -74,6 +74,9 @@ pub fn paused_too_long(paused_at: Option<Instant>, now: Instant) -> Option<Endin
 }
 
 /// Follow a started agent until it ends. `alive` reports a dead QEMU.
+/// From `expected_end` on, each poll waits in the guest for the agent's exit
+/// (checking every 50 ms), so the end is seen at once rather than at the
+/// next poll.
 #[allow(clippy::too_many_arguments)]
 pub async fn follow(
     ssh: &mut Ssh,
@@ -81,6 +84,7 @@ pub async fn follow(
     events: &mut Option<broadcast::Receiver<VmEvent>>,
     mut alive: impl FnMut() -> Option<String>,
     limit: Duration,
+    expected_end: Duration,
     interval: Duration,
     cancel: &mut watch::Receiver<bool>,
     mut progress: impl FnMut(&Live, Duration),
@@ -112,8 +116,14 @@ pub async fn follow(
         }
         // One round trip: new CSV bytes, then the exit code if the agent is done.
         let offset = live.csv.len() + partial.len();
+        let ending = start.elapsed() >= expected_end;
+        let wait = if ending {
+            format!("for i in $(seq 40); do [ -e {GUEST_OUT}/agent.exit ] && break; sleep 0.05; done; ")
+        } else {
+            String::new()
+        };
         let cmd = format!(
-            "tail -c +{} {out}/run.csv 2>/dev/null; printf '\\n@@exit:'; cat {out}/agent.exit 2>/dev/null",
+            "{wait}tail -c +{} {out}/run.csv 2>/dev/null; printf '\\n@@exit:'; cat {out}/agent.exit 2>/dev/null",
             offset + 1,
             out = GUEST_OUT
         );
@@ -165,8 +175,11 @@ pub async fn follow(
             }
         }
         progress(&live, start.elapsed());
+        if ending {
+            continue; // the next poll waits in the guest
+        }
         tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(poll.min(expected_end.saturating_sub(start.elapsed()))) => {}
             _ = cancel.changed() => {}
         }
     }

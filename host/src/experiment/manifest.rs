@@ -41,6 +41,9 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leakcheck_baseline_s: Option<f64>,
     pub config: Config,
+    /// Why `--reset snapshot` fell back to overlay resets, if it did
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_fallback: Option<String>,
     pub runs: Vec<RunRecord>,
 }
 
@@ -69,6 +72,13 @@ pub struct RunRecord {
     pub pull_s: f64,
     /// wall time beyond the workload's own duration
     pub overhead_s: f64,
+    /// The reset this run got (snapshot, overlay, in-guest): the one asked
+    /// for, or overlay where a snapshot could not be made or loaded.
+    #[serde(default)]
+    pub reset: String,
+    /// The saved state it started from (machine::snapshot's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 impl Manifest {
@@ -153,6 +163,7 @@ mod tests {
             sched_args: vec![],
             leakcheck_baseline_s: None,
             config: Config::default_config(),
+            snapshot_fallback: None,
             runs: vec![],
         }
     }
@@ -170,6 +181,8 @@ mod tests {
             workload_s: 1.0,
             pull_s: 0.0,
             overhead_s: 0.0,
+            reset: "overlay".into(),
+            snapshot: None,
         }
     }
 

@@ -6,12 +6,14 @@
 pub mod diagnose;
 pub mod guest_run;
 pub mod manifest;
+pub mod saved;
 pub mod plan;
 
 use crate::cli::{ExperimentArgs, VmArgs};
 use crate::error::{bad, BadInput};
 use crate::launch::Prepared;
 use crate::config::Config;
+use crate::machine::snapshot::{self, Snapshot};
 use crate::names::{ResetMode, Scheduler, Workload};
 use crate::progress::Progress;
 use crate::machine::vm::Vm;
@@ -350,6 +352,10 @@ struct Runner {
     first_run_done: bool,
     /// A user's scheduler could not be enabled: why, in one line.
     load_failure: Option<String>,
+    /// The saved state runs start from (`--reset snapshot`), once made or found.
+    snapshot: Option<Snapshot>,
+    /// Why snapshot resets were given up for overlay ones, if they were.
+    snapshot_off: Option<String>,
 }
 
 pub async fn run(a: ExperimentArgs) -> Result<i32> {
@@ -452,6 +458,8 @@ pub async fn run_spec(mut s: ExperimentSpec) -> Result<i32> {
         qemu_version,
         first_run_done: false,
         load_failure: None,
+        snapshot: None,
+        snapshot_off: None,
     };
     let result = r.run_all(&all).await;
     if let Some(vm) = r.vm.take() {
@@ -527,9 +535,13 @@ impl Runner {
                 // be mistaken for the new run's
                 remove_run_files(&dir.join(&run.variant), run.iteration)?;
             }
+            self.ensure_snapshot().await?;
             let rec = self.one(run, k + 1, total, &dir).await?;
             let m = self.manifests.get_mut(&dir).unwrap();
             m.record(rec);
+            if self.snapshot_off.is_some() {
+                m.snapshot_fallback = self.snapshot_off.clone();
+            }
             m.save(&dir.join("manifest.json"))?;
             if let Some(why) = &self.load_failure {
                 let logs = dir.join(&run.variant).join(format!("run{}.scheduler.log", run.iteration));
@@ -573,6 +585,7 @@ impl Runner {
             sched_args: self.s.custom.as_ref().filter(|c| c.args.iter().any(|a| !a.is_empty())).map(|c| c.args.clone()).unwrap_or_default(),
             leakcheck_baseline_s: self.s.leakcheck_baseline_s,
             config: self.s.cfg.clone(),
+            snapshot_fallback: None,
             runs: Vec::new(),
         };
         let m = if self.s.resume && path.exists() {
@@ -617,6 +630,107 @@ impl Runner {
         Ok(t.elapsed().as_secs_f64())
     }
 
+    /// The reset this run gets: the one asked for, but overlay once snapshot
+    /// resets failed.
+    fn reset_now(&self) -> ResetMode {
+        match (self.s.reset, &self.snapshot_off) {
+            (ResetMode::Snapshot, Some(_)) => ResetMode::Overlay,
+            (m, _) => m,
+        }
+    }
+
+    /// Start this run's VM from the saved state, making it first if there is
+    /// none. If that fails for a reason other than the user's input: one line
+    /// why, and overlay resets from here on.
+    async fn restored_vm(&mut self) -> Result<f64> {
+        match self.try_restore().await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                self.give_up_snapshots(e)?;
+                self.fresh_vm().await
+            }
+        }
+    }
+
+    /// Make (or find) the saved state before the first run, so its cost is
+    /// not counted as a run's. A failure is handled as in `restored_vm`.
+    async fn ensure_snapshot(&mut self) -> Result<()> {
+        if self.reset_now() != ResetMode::Snapshot || self.snapshot.is_some() {
+            return Ok(());
+        }
+        match self.make_snapshot().await {
+            Ok(s) => {
+                self.snapshot = Some(s);
+                Ok(())
+            }
+            Err(e) => self.give_up_snapshots(e),
+        }
+    }
+
+    /// Snapshot resets failed: the user's input or an interruption ends the
+    /// experiment; anything else is said in one line and overlay resets
+    /// take over.
+    fn give_up_snapshots(&mut self, e: anyhow::Error) -> Result<()> {
+        if crate::error::exit_code(&e) == crate::exit::BAD_INPUT || *self.cancel.borrow() {
+            return Err(e);
+        }
+        let why = format!("{e:#}").lines().next().unwrap_or_default().to_string();
+        eprintln!("note: snapshot reset failed ({why}); falling back to overlay resets (a fresh boot per run)");
+        self.snapshot = None;
+        self.snapshot_off = Some(why);
+        Ok(())
+    }
+
+    async fn try_restore(&mut self) -> Result<f64> {
+        if let Some(vm) = self.vm.take() {
+            shutdown_vm(vm, false).await;
+        }
+        if self.snapshot.is_none() {
+            self.snapshot = Some(self.make_snapshot().await?);
+        }
+        let t = Instant::now();
+        let from = self.snapshot.as_ref().unwrap().restore();
+        self.vm_seq += 1;
+        let mut p = self.prepared.spec.clone();
+        p.name = format!("{}-{}", self.prepared.spec.name, self.vm_seq);
+        p.ssh_port = crate::machine::vm::free_port()?;
+        let prep = Prepared { spec: p, kernel: self.prepared.kernel.clone(), image: self.prepared.image.clone(), notice: None };
+        self.vm = Some(crate::launch::restore(&prep, &self.s.cfg, true, from).await?);
+        // the saved guest has the agent and the binaries, checked and clean
+        self.installed = true;
+        Ok(t.elapsed().as_secs_f64())
+    }
+
+    fn snapshot_inputs(&self) -> Result<snapshot::Inputs> {
+        let agent = self.agent.as_ref().map(|a| a.id.clone()).unwrap_or_default();
+        let bins = self.s.custom.as_ref().map(|c| c.bins.clone()).unwrap_or_default();
+        saved::inputs(&self.prepared, &agent, &bins, &self.qemu_version)
+    }
+
+    /// A saved state for this experiment's guest: the one in the cache made
+    /// from exactly these inputs, else a guest booted, checked, given the
+    /// agent and the binaries, and sealed (experiment/saved.rs).
+    async fn make_snapshot(&mut self) -> Result<Snapshot> {
+        if self.agent.is_some() {
+            if let Some(s) = saved::find(&self.snapshot_inputs()?) {
+                eprintln!("[snapshot] runs start from the saved guest {}", s.dir.display());
+                return Ok(s);
+            }
+        }
+        let t = Instant::now();
+        eprintln!("[snapshot] booting a guest to save for the runs to start from");
+        self.fresh_vm().await?;
+        let limit_s = self.s.cfg.vm.command_timeout_s;
+        let ssh = bounded(limit_s, "SSH to the guest", async { self.vm.as_ref().unwrap().ssh().await }).await?;
+        bounded(limit_s, "the guest kernel check", self.check_kernel(&ssh)).await?;
+        bounded(limit_s.max(120), "the agent to be installed", self.install(&ssh)).await?;
+        ssh.close().await;
+        // a kernel we did not build has its agent (and so its key) only now
+        let inputs = self.snapshot_inputs()?;
+        let vm = self.vm.take().unwrap();
+        saved::seal(vm, &inputs, t).await
+    }
+
     /// Check once that the guest kernel can run what was asked.
     async fn check_kernel(&mut self, ssh: &crate::machine::ssh::Ssh) -> Result<()> {
         if self.checked_kernel {
@@ -656,7 +770,9 @@ impl Runner {
         crate::artifacts::agent::install(ssh, self.agent.as_ref().unwrap()).await?;
         if let Some(c) = &self.s.custom {
             for (v, p) in &c.bins {
-                ssh.upload(p, "/root/custom", Some(v)).await.with_context(|| format!("copying {} in", p.display()))?;
+                let to = saved::custom_path(v);
+                let (dir, name) = to.rsplit_once('/').unwrap_or(("/root", v));
+                ssh.upload(p, dir, Some(name)).await.with_context(|| format!("copying {} in", p.display()))?;
             }
         }
         self.installed = true;
@@ -676,7 +792,7 @@ impl Runner {
                     "--duration", &self.s.duration.to_string(), "--interval", &self.s.interval.to_string(),
                     "--out", GUEST_OUT, "--config-json", &cfg.to_string(),
                     "--iteration", &run.iteration.to_string(), "--accel", self.prepared.spec.accel.describe(),
-                    "--reset", self.s.reset.as_str(),
+                    "--reset", self.reset_now().as_str(),
                 ]
                 .iter()
                 .map(|s| s.to_string()),
@@ -684,7 +800,7 @@ impl Runner {
             Some(c) => {
                 argv.extend(
                     [
-                        "run-bin", "--bin", &format!("/root/custom/{}", run.variant),
+                        "run-bin", "--bin", &saved::custom_path(&run.variant),
                         "--variant", &run.variant, "--workload", run.workload.as_str(),
                         "--duration", &self.s.duration.to_string(), "--interval", &self.s.interval.to_string(),
                         "--out", GUEST_OUT, "--config-json", &cfg.to_string(),
@@ -717,12 +833,20 @@ impl Runner {
         let t0 = Instant::now();
         let started = now_unix();
         let mut prog = Progress::new(&format!("run {k}/{total}")).every(Duration::from_secs(10));
-        prog.update(&format!("{}: resetting the guest ({})", run.label(), self.s.reset));
+        prog.update(&format!("{}: resetting the guest ({})", run.label(), self.reset_now()));
         let vm_dead = match self.vm.as_mut() {
             Some(v) => !v.is_alive(),
             None => true,
         };
-        let boot_s = if self.s.reset == ResetMode::Overlay || vm_dead { self.fresh_vm().await? } else { 0.0 };
+        let boot_s = match self.reset_now() {
+            ResetMode::Snapshot => self.restored_vm().await?,
+            ResetMode::Overlay => self.fresh_vm().await?,
+            ResetMode::InGuest if vm_dead => self.fresh_vm().await?,
+            ResetMode::InGuest => 0.0,
+        };
+        // what this run really got (a failed snapshot falls back to overlay)
+        let reset_used = self.reset_now();
+        let snapshot_key = (reset_used == ResetMode::Snapshot).then(|| self.snapshot.as_ref().map(|s| s.key())).flatten();
         let setup_t = Instant::now();
         let (target, serial_path, mut events) = {
             let vm = self.vm.as_ref().unwrap();
@@ -732,7 +856,7 @@ impl Runner {
         let mut ssh = bounded(limit_s, "SSH to the guest", async { self.vm.as_ref().unwrap().ssh().await }).await?;
         bounded(limit_s, "the guest kernel check", self.check_kernel(&ssh)).await?;
         bounded(limit_s.max(120), "the agent to be installed", self.install(&ssh)).await?;
-        if self.s.reset == ResetMode::InGuest {
+        if reset_used == ResetMode::InGuest {
             let o = ssh.exec(&format!("{} reset", crate::artifacts::agent::GUEST_PATH)).await?;
             if o.status != 0 {
                 let why = format!("in-guest reset left the guest dirty: {}", (o.stderr_str() + &o.stdout_str()).trim());
@@ -749,6 +873,7 @@ impl Runner {
         let work_t = Instant::now();
         let limit = Duration::from_secs_f64(self.s.duration) + Duration::from_secs(self.s.cfg.experiment.run_slack_s);
         let interval = Duration::from_secs_f64(self.s.interval);
+        let expected_end = Duration::from_secs_f64(self.s.duration + self.s.leakcheck_baseline_s.unwrap_or(0.0));
         let label = run.label();
         let dur = self.s.duration;
         let mut cancel = self.cancel.clone();
@@ -764,6 +889,7 @@ impl Runner {
             &mut events,
             || (!vm_ref.is_alive()).then(|| "QEMU is gone (killed or crashed)".to_string()),
             limit,
+            expected_end,
             interval,
             &mut cancel,
             |live, el| {
@@ -826,7 +952,7 @@ impl Runner {
         let _ = std::fs::remove_file(&live_path);
         let pull_s = pull_t.elapsed().as_secs_f64();
         let wall_s = t0.elapsed().as_secs_f64();
-        if !guest_alive || self.s.reset == ResetMode::Overlay {
+        if !guest_alive || reset_used != ResetMode::InGuest {
             if let Some(vm) = self.vm.take() {
                 shutdown_vm(vm, self.s.vm_name.is_some()).await;
             }
@@ -851,6 +977,8 @@ impl Runner {
             workload_s,
             pull_s,
             overhead_s: (wall_s - self.s.duration).max(0.0),
+            reset: reset_used.to_string(),
+            snapshot: snapshot_key,
         })
     }
 
@@ -881,6 +1009,8 @@ impl Runner {
             workload_s: 0.0,
             pull_s: 0.0,
             overhead_s: 0.0,
+            reset: ResetMode::InGuest.to_string(),
+            snapshot: None,
         })
     }
 
@@ -932,10 +1062,17 @@ impl Runner {
         if let Ok(v) = std::fs::read(pulled.join("verifier.json")) {
             write("verifier.json", &v)?;
         }
-        // The serial console of this run's span.
+        // The serial console of this run's span; a restored guest's starts
+        // with the console of the boot its saved state came from.
         if let Ok(all) = std::fs::read(serial) {
             let from = (serial_offset as usize).min(all.len());
-            write(&format!("run{n}.serial.log"), &all[from..])?;
+            let mut text = Vec::new();
+            if let (ResetMode::Snapshot, Some(snap)) = (self.reset_now(), &self.snapshot) {
+                text = std::fs::read(snap.boot_serial()).unwrap_or_default();
+                text.extend(format!("--- scx-vmctl: restored from saved state {} ---\n", snap.key()).as_bytes());
+            }
+            text.extend(&all[from..]);
+            write(&format!("run{n}.serial.log"), &text)?;
         }
         let mut info: serde_json::Value = std::fs::read(pulled.join("run.json"))
             .ok()
@@ -947,7 +1084,7 @@ impl Runner {
         obj.insert("variant".into(), run.variant.clone().into());
         obj.insert("iteration".into(), n.into());
         obj.insert("accel".into(), self.prepared.spec.accel.describe().into());
-        obj.insert("reset".into(), self.s.reset.to_string().into());
+        obj.insert("reset".into(), self.reset_now().to_string().into());
         obj.insert("duration_s".into(), self.s.duration.into());
         obj.insert("interval_s".into(), self.s.interval.into());
         obj.entry("started_unix").or_insert(started.into());

@@ -78,8 +78,10 @@ pub fn kernel_cmdline(spec: &VmSpec) -> String {
     c
 }
 
-/// argv for QEMU (without the program name).
-pub fn qemu_args(spec: &VmSpec, files: &RunFiles) -> Vec<String> {
+/// argv for QEMU (without the program name). `incoming`: start paused,
+/// waiting for a saved state to be loaded over QMP (`-incoming defer`); the
+/// rest of the command line must be the one the state was saved from.
+pub fn qemu_args(spec: &VmSpec, files: &RunFiles, incoming: bool) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));
     push(&["-name", &format!("scx-vmctl-{},process=scx-vmctl-{}", spec.name, spec.name)]);
@@ -96,11 +98,17 @@ pub fn qemu_args(spec: &VmSpec, files: &RunFiles) -> Vec<String> {
     // SSH reachable from this host's loopback only.
     push(&["-netdev", &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22", spec.ssh_port)]);
     push(&["-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci"]);
+    // A new VM generation id at every QEMU start: a guest restored from a
+    // saved state learns it (ACPI notify) and reseeds its RNG (CONFIG_VMGENID).
+    push(&["-device", "vmgenid,guid=auto"]);
     // A guest panic becomes a QMP GUEST_PANICKED event and pauses the guest for inspection.
     push(&["-device", "pvpanic-pci", "-action", "panic=pause"]);
     push(&["-chardev", &format!("file,id=serial0,path={}", files.serial().display()), "-serial", "chardev:serial0"]);
     push(&["-qmp", &format!("unix:{},server=on,wait=off", files.qmp().display())]);
     push(&["-pidfile", &files.pidfile().to_string_lossy()]);
+    if incoming {
+        push(&["-incoming", "defer"]);
+    }
     a
 }
 
@@ -182,7 +190,7 @@ mod tests {
 
     #[test]
     fn argv_has_loopback_forward_qmp_and_single_threaded_tcg() {
-        let a = qemu_args(&spec(Accel::Tcg), &RunFiles::new(Path::new("/run/x")));
+        let a = qemu_args(&spec(Accel::Tcg), &RunFiles::new(Path::new("/run/x")), false);
         let j = a.join(" ");
         assert!(j.contains("hostfwd=tcp:127.0.0.1:2222-:22"), "{j}");
         assert!(j.contains("-accel tcg,thread=single"), "{j}");
@@ -196,8 +204,19 @@ mod tests {
     }
 
     #[test]
+    fn a_restore_differs_from_its_boot_only_by_waiting_for_the_state() {
+        // QEMU loads a saved state only into the machine it was saved from.
+        let files = RunFiles::new(Path::new("/run/x"));
+        let mut boot = qemu_args(&spec(Accel::Tcg), &files, false);
+        let restore = qemu_args(&spec(Accel::Tcg), &files, true);
+        boot.extend(["-incoming".to_string(), "defer".to_string()]);
+        assert_eq!(boot, restore);
+        assert!(restore.join(" ").contains("-device vmgenid,guid=auto"));
+    }
+
+    #[test]
     fn kvm_argv_uses_host_cpu() {
-        let j = qemu_args(&spec(Accel::Kvm), &RunFiles::new(Path::new("/r"))).join(" ");
+        let j = qemu_args(&spec(Accel::Kvm), &RunFiles::new(Path::new("/r")), false).join(" ");
         assert!(j.contains("-accel kvm -cpu host"), "{j}");
         assert!(!j.contains("tcg"), "{j}");
     }

@@ -171,6 +171,68 @@ impl Qmp {
         }
     }
 
+    /// Pause the vCPUs (QMP `stop`).
+    pub async fn stop(&self) -> Result<()> {
+        self.run(qmp::stop {}).await.map(|_| ())
+    }
+
+    /// Run the vCPUs again (QMP `cont`).
+    pub async fn cont(&self) -> Result<()> {
+        self.run(qmp::cont {}).await.map(|_| ())
+    }
+
+    /// Save the whole VM state into `file` (mapped-ram: every RAM page at a
+    /// fixed offset, zero pages left as holes) and wait until it is written.
+    pub async fn save_to_file(&self, file: &Path, timeout: Duration) -> Result<qmp::MigrationInfo> {
+        self.mapped_ram().await?;
+        self.run(qmp::migrate { uri: Some(format!("file:{}", file.display())), channels: None, detach: None, resume: None })
+            .await?;
+        let t = std::time::Instant::now();
+        loop {
+            let info = self.run(qmp::query_migrate {}).await?;
+            match info.status {
+                Some(qmp::MigrationStatus::completed) => return Ok(info),
+                Some(qmp::MigrationStatus::failed) | Some(qmp::MigrationStatus::cancelled) => {
+                    bail!("saving the VM state failed: {}", info.error_desc.as_deref().unwrap_or("QEMU gave no reason"))
+                }
+                _ if t.elapsed() > timeout => bail!("saving the VM state did not finish within {timeout:?}"),
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// Load the VM state saved by [`Qmp::save_to_file`] into a QEMU started
+    /// with `-incoming defer`; returns once it is loaded (the VM stays paused).
+    pub async fn load_from_file(&self, file: &Path, timeout: Duration) -> Result<()> {
+        self.mapped_ram().await?;
+        self.run(qmp::migrate_incoming { uri: Some(format!("file:{}", file.display())), channels: None, exit_on_error: Some(false) })
+            .await?;
+        let t = std::time::Instant::now();
+        loop {
+            let st = self.query_status().await?;
+            if st.status != qmp::RunState::inmigrate {
+                let info = self.run(qmp::query_migrate {}).await?;
+                return match info.status {
+                    Some(qmp::MigrationStatus::completed) => Ok(()),
+                    other => bail!(
+                        "loading the VM state failed ({}): {}",
+                        serde_json::to_string(&other).unwrap_or_default(),
+                        info.error_desc.as_deref().unwrap_or("QEMU gave no reason; see qemu.log")
+                    ),
+                };
+            }
+            if t.elapsed() > timeout {
+                bail!("loading the VM state did not finish within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn mapped_ram(&self) -> Result<()> {
+        let cap = qmp::MigrationCapabilityStatus { capability: qmp::MigrationCapability::mapped_ram, state: true };
+        self.run(qmp::migrate_set_capabilities { capabilities: vec![cap] }).await.map(|_| ())
+    }
+
     pub async fn human(&self, command: &str) -> Result<String> {
         self.run(qmp::human_monitor_command { command_line: command.to_string(), cpu_index: None }).await
     }

@@ -39,6 +39,16 @@ pub struct Launch {
     pub boot_timeout: Duration,
     /// Where the run directory goes (default: the state dir's vms/<name>).
     pub run_dir: Option<PathBuf>,
+    /// Start from a saved state instead of booting (machine::snapshot).
+    pub restore: Option<Restore>,
+}
+
+/// A saved guest state to start from: QEMU's state file and the disk as it
+/// was at the same moment (the VM writes to a fresh overlay of it).
+#[derive(Debug, Clone)]
+pub struct Restore {
+    pub state: PathBuf,
+    pub disk: PathBuf,
 }
 
 /// Lifecycle errors a caller decides on (by variant, never by message).
@@ -64,6 +74,8 @@ pub struct Vm {
     pub qmp: Option<Qmp>,
     key: Arc<russh::keys::PrivateKey>,
     child: Option<tokio::process::Child>,
+    /// The connection the boot's readiness check made, for the first `ssh()`.
+    ready: std::sync::Mutex<Option<Ssh>>,
 }
 
 pub fn validate_name(name: &str) -> Result<()> {
@@ -178,12 +190,13 @@ impl Vm {
     }
 
     async fn start(l: Launch, key: &ToolKey, files: RunFiles, qemu_version: String) -> Result<Vm> {
-        qemu::create_overlay(&l.spec.base_image, &files.overlay())?;
+        let backing = l.restore.as_ref().map(|r| r.disk.as_path()).unwrap_or(&l.spec.base_image);
+        qemu::create_overlay(backing, &files.overlay())?;
         let mut spec = l.spec.clone();
         let mut attempt = 0;
         let (child, qmp) = loop {
             attempt += 1;
-            let args = qemu::qemu_args(&spec, &files);
+            let args = qemu::qemu_args(&spec, &files, l.restore.is_some());
             let log = std::fs::File::create(files.qemu_log())?;
             let mut cmd = tokio::process::Command::new(qemu::QEMU);
             cmd.args(&args).stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log);
@@ -232,15 +245,83 @@ impl Vm {
             owned: l.owned,
         };
         paths::write_atomic(&files.state(), &serde_json::to_vec_pretty(&state)?)?;
-        let mut vm = Vm { state, files, qmp: Some(qmp), key: key.private.clone(), child: Some(child) };
-        if let Err(e) = vm.wait_ssh(l.boot_timeout).await {
+        let mut vm = Vm { state, files, qmp: Some(qmp), key: key.private.clone(), child: Some(child), ready: Default::default() };
+        let ready = match &l.restore {
+            None => vm.wait_ssh(l.boot_timeout, true).await,
+            Some(r) => vm.resume_from(r, l.boot_timeout).await,
+        };
+        if let Err(e) = ready {
             vm.kill().await;
             return Err(e);
         }
         Ok(vm)
     }
 
-    async fn wait_ssh(&mut self, timeout: Duration) -> Result<()> {
+    /// Load the saved state into this (paused, `-incoming defer`) QEMU, run
+    /// it, and mend what a restore leaves stale in the guest: its wall clock
+    /// stood still while the state sat on disk, and its RNG state is the one
+    /// every restore of this file starts with (vmgenid reseeds it too).
+    async fn resume_from(&mut self, r: &Restore, timeout: Duration) -> Result<()> {
+        let qmp = self.qmp.as_ref().context("no QMP connection to load the state through")?;
+        qmp.load_from_file(&r.state, timeout).await?;
+        qmp.cont().await?;
+        // sshd is already listening in the saved guest: no console line to wait for
+        self.wait_ssh(timeout, false).await?;
+        let ssh = self.ssh().await?;
+        let mut seed = [0u8; 32];
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+        let o = ssh
+            .exec(&format!(
+                "date -u -s @{}.{:09} >/dev/null && printf %s {} > /dev/urandom",
+                now.as_secs(),
+                now.subsec_nanos(),
+                hex::encode(seed)
+            ))
+            .await?;
+        if o.status != 0 {
+            bail!("setting the restored guest's clock failed: {}", o.stderr_str().trim());
+        }
+        self.keep_ssh(ssh);
+        Ok(())
+    }
+
+    /// Keep a connection for the next `ssh()` (a handshake costs a TCG
+    /// guest 0.2-0.6 s).
+    fn keep_ssh(&self, ssh: Ssh) {
+        if let Ok(mut r) = self.ready.lock() {
+            *r = Some(ssh);
+        }
+    }
+
+    /// Save this VM's whole state into `state` and its disk into `disk` (the
+    /// overlay, moved), then end QEMU and remove the run directory. The VM is
+    /// paused first, so memory and disk are taken at the same moment.
+    pub async fn save(mut self, state: &Path, disk: &Path, timeout: Duration) -> Result<qapi::qmp::MigrationInfo> {
+        let result = async {
+            let qmp = self.qmp.as_ref().context("no QMP connection to save the state through")?;
+            qmp.stop().await?;
+            let info = qmp.save_to_file(state, timeout).await?;
+            qmp.quit().await?;
+            Ok::<_, anyhow::Error>(info)
+        }
+        .await;
+        if !self.wait_gone(Duration::from_secs(5)).await {
+            self.kill().await;
+        }
+        let moved = match &result {
+            Ok(_) => std::fs::rename(self.files.overlay(), disk)
+                .with_context(|| format!("cannot move the saved disk to {}", disk.display())),
+            Err(_) => Ok(()),
+        };
+        let cleaned = self.cleanup();
+        let info = result?;
+        moved?;
+        cleaned?;
+        Ok(info)
+    }
+
+    async fn wait_ssh(&mut self, timeout: Duration, console_marker: bool) -> Result<()> {
         let target = self.target();
         let serial = self.files.serial();
         let qemu_log = self.files.qemu_log();
@@ -271,7 +352,7 @@ impl Vm {
         // Attempts made before the guest's network is up stall in slirp (its SYN is
         // lost and retried seconds later), so wait for sshd's own line first:
         // measured 5.5 s -> ~3 s from QEMU start to SSH ready under TCG.
-        while start.elapsed() < SSHD_MARKER_WAIT.min(timeout) {
+        while console_marker && start.elapsed() < SSHD_MARKER_WAIT.min(timeout) {
             check()?;
             if std::fs::read_to_string(&serial).is_ok_and(|s| s.contains(SSHD_MARKER)) {
                 break;
@@ -281,7 +362,7 @@ impl Vm {
         let r = Ssh::wait_ready(&target, timeout.saturating_sub(start.elapsed()), check).await;
         match r {
             Ok(ssh) => {
-                ssh.close().await;
+                self.keep_ssh(ssh);
                 Ok(())
             }
             Err(e) => {
@@ -315,7 +396,7 @@ impl Vm {
         }
         let files = RunFiles::new(dir);
         let key = ToolKey::load_or_create(&paths::state_dir().join("keys"))?;
-        Ok(Vm { state, files, qmp: None, key: key.private, child: None })
+        Ok(Vm { state, files, qmp: None, key: key.private, child: None, ready: Default::default() })
     }
 
     /// Connect to the monitor of an attached VM (`status`, `down`). QEMU serves
@@ -335,7 +416,12 @@ impl Vm {
         &self.state.spec.name
     }
 
+    /// An SSH connection to the guest: the one the boot made, if it is
+    /// still unused, else a new one.
     pub async fn ssh(&self) -> Result<Ssh> {
+        if let Some(s) = self.ready.lock().ok().and_then(|mut r| r.take()) {
+            return Ok(s);
+        }
         Ssh::connect(&self.target(), Duration::from_secs(15)).await
     }
 

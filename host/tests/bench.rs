@@ -113,6 +113,20 @@ fn check_workload_and_overhead(r: &Value) {
         assert!(parts <= num(run, "wall_s") + 0.01, "parts add up to more than the wall time: {run}");
     }
     assert!(num(o, "boot_s.n") >= 1.0 && num(o, "bench_vm_boot.qemu_to_ssh_s") > 0.0);
+    // (e) side by side: the same experiment with each reset mode, each run with the reset asked for
+    let resets = o["resets"].as_array().expect("overhead.resets");
+    let modes: Vec<&str> = resets.iter().map(|c| c["reset"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["snapshot", "overlay", "in-guest"]);
+    for c in resets {
+        let runs = c["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2, "{c}");
+        assert_eq!(num(c, "other_reset_runs"), 0.0, "{c}");
+        for run in runs {
+            assert_eq!(run["status"], "ok", "{c}");
+            assert!(num(run, "wall_s") >= num(c, "duration_s"), "{run}");
+        }
+        assert_eq!(num(c, "overhead_s.n"), 2.0, "{c}");
+    }
     assert!(num(o, "bench_vm_boot.kernel_s") > 0.0, "serial log timestamps not found: {o}");
 }
 

@@ -2,7 +2,8 @@
 //! goals. Guest timings are guest-clock; under single-threaded TCG they
 //! include time the vCPU waited for the other one (said in the header).
 
-use super::BenchReport;
+use super::{overhead, BenchReport};
+use crate::report::stats::Estimate;
 use std::fmt::Write;
 
 fn ci(e: &Option<crate::report::stats::Estimate>, unit: &str) -> String {
@@ -164,6 +165,24 @@ pub fn render(r: &BenchReport) -> String {
             "  bench VM boot {:.2} s: kernel {k:.2} s + init {i:.2} s (guest clock) + the rest {rest:.2} s (QEMU, firmware, decompression, sshd, handshake)",
             b.qemu_to_ssh_s
         );
+    }
+    if !o.resets.is_empty() {
+        let _ = writeln!(s, "  per reset mode, {} {} (control, test):", overhead::RESET_SCHEDULER, overhead::RESET_WORKLOAD);
+        for c in &o.resets {
+            let boot = Estimate::of(&c.runs.iter().filter(|r| r.status == "ok").map(|r| r.boot_s).collect::<Vec<_>>());
+            let _ = writeln!(
+                s,
+                "    {:<9} {} runs of {} s: overhead per run {}, max {:.1} s; boot/restore {}; experiment {:.0} s{}",
+                c.reset,
+                c.runs.len(),
+                c.duration_s,
+                ci(&c.overhead_s, "s"),
+                c.overhead_max_s,
+                ci(&boot, "s"),
+                c.experiment_wall_s,
+                if c.other_reset_runs > 0 { format!(" ({} runs fell back to another reset)", c.other_reset_runs) } else { String::new() }
+            );
+        }
     }
 
     let _ = writeln!(s, "\ngoals");

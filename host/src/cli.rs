@@ -213,6 +213,13 @@ pub struct VmArgs {
     /// Extra kernel command line
     #[arg(long, value_name = "ARGS", default_value = "")]
     pub append: String,
+    /// Machine shape NnLlCcTt[:MIB]: NUMA nodes, LLCs per node, cores per LLC,
+    /// threads per core, memory per node (default: --memory split evenly), e.g.
+    /// 2n2l2c2t (16 vCPUs; sets --cpus). `experiment` takes a comma-separated
+    /// list and runs the matrix over the shapes, results under DIR/<shape>/.
+    /// Under single-threaded TCG every vCPU runs on one host thread: many are slow
+    #[arg(long, value_name = "SHAPE[,SHAPE]")]
+    pub topology: Option<String>,
 }
 
 #[derive(Args, Debug)]

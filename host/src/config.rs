@@ -27,6 +27,9 @@ pub struct Config {
 pub struct VmConfig {
     pub cpus: u32,
     pub memory_mib: u32,
+    /// A machine shape (machine/topology.rs), "" for flat vCPUs; experiments
+    /// take a comma-separated list and run the matrix over it
+    pub topology: String,
     pub accel: String,
     pub boot_timeout_s: u64,
     pub command_timeout_s: u64,
@@ -44,6 +47,15 @@ pub struct ExperimentConfig {
 }
 
 impl Config {
+    /// vm.topology as shapes: empty for flat vCPUs.
+    pub fn topologies(&self) -> Result<Vec<crate::machine::topology::Topology>> {
+        let mut out = Vec::new();
+        for t in self.vm.topology.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            out.push(crate::machine::topology::Topology::parse(t)?);
+        }
+        Ok(out)
+    }
+
     /// The embedded defaults.
     pub fn default_config() -> Config {
         Self::from_layers(&[("config/default.yaml", DEFAULT_YAML)]).expect("embedded default.yaml is valid")
@@ -118,6 +130,7 @@ impl Config {
         }
         crate::names::ResetMode::parse(&e.reset)?;
         crate::machine::accel::AccelRequest::parse(&self.vm.accel)?;
+        self.topologies()?;
         if self.vm.cpus == 0 || self.vm.memory_mib < 256 {
             bail!("vm.cpus must be >= 1 and vm.memory_mib >= 256");
         }

@@ -11,6 +11,7 @@ use crate::error::{bad, bad_if, BadInput};
 use crate::machine::accel::{self, AccelRequest};
 use crate::machine::qemu::{self, VmSpec};
 use crate::machine::ssh::ToolKey;
+use crate::machine::topology::Topology;
 use crate::machine::vm::{self, Launch, Vm};
 use crate::paths;
 use anyhow::{bail, Result};
@@ -94,11 +95,28 @@ pub struct Prepared {
 pub async fn prepare(name: &str, vm_args: &VmArgs, cfg: &Config) -> Result<Prepared> {
     vm::validate_name(name).map_err(bad)?;
     let req = AccelRequest::parse(vm_args.accel.as_deref().unwrap_or(&cfg.vm.accel)).map_err(bad)?;
-    let cpus = vm_args.cpus.unwrap_or(cfg.vm.cpus);
-    let memory = vm_args.memory.unwrap_or(cfg.vm.memory_mib);
+    let mut cpus = vm_args.cpus.unwrap_or(cfg.vm.cpus);
+    let mut memory = vm_args.memory.unwrap_or(cfg.vm.memory_mib);
     if cpus == 0 || memory < 256 {
         bail!(BadInput(format!("--cpus must be >= 1 and --memory >= 256 (got {cpus}, {memory})")));
     }
+    let shape = vm_args.topology.as_deref().unwrap_or(&cfg.vm.topology).trim();
+    let topology = if shape.is_empty() {
+        None
+    } else {
+        if shape.contains(',') {
+            bail!(BadInput(format!(
+                "--topology {shape}: one machine has one shape; a list is for `experiment`, which runs each"
+            )));
+        }
+        let t = Topology::parse(shape).map_err(|e| bad(e.into()))?;
+        if vm_args.cpus.is_some_and(|c| c != t.cpus()) {
+            bail!(BadInput(format!("--cpus {cpus} and --topology {shape} ({} vCPUs) disagree: give one of them", t.cpus())));
+        }
+        cpus = t.cpus();
+        memory = t.total_memory(memory);
+        Some(t)
+    };
     qemu::qemu_version().map_err(bad)?; // QEMU missing: say which package before building anything
     let kernel = resolve_kernel(vm_args).await?;
     let image = resolve_image(vm_args).await?;
@@ -116,6 +134,7 @@ pub async fn prepare(name: &str, vm_args: &VmArgs, cfg: &Config) -> Result<Prepa
         append: vm_args.append.clone(),
         ssh_port: vm::free_port()?,
         authorized_key: key.public_line.clone(),
+        topology,
     };
     Ok(Prepared { spec, kernel, image, notice: decision.notice })
 }

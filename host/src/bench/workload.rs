@@ -137,6 +137,7 @@ mod tests {
             memory: None,
             accel: Some("tcg".into()),
             append: String::new(),
+            topology: None,
         };
         let s = spec(&vm, Path::new("/tmp/o"), true).unwrap();
         assert_eq!((s.scheds.as_slice(), s.workloads.as_slice()), (&["scx_simple".to_string()][..], &[WORKLOAD][..]));

@@ -26,6 +26,9 @@ pub struct Manifest {
     pub image_id: String,
     pub agent_id: String,
     pub reset: String,
+    /// The machine's shape (--topology), when one was given
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
     pub variants: Vec<String>,
     pub iterations: u32,
     pub shard: Option<String>,
@@ -124,6 +127,7 @@ impl Manifest {
             differ("guest agent", &self.agent_id, &new.agent_id);
         }
         differ("reset mode", &self.reset, &new.reset);
+        differ("topology", self.topology.as_deref().unwrap_or(""), new.topology.as_deref().unwrap_or(""));
         differ("accelerator", &self.accel, &new.accel);
         differ("scheduler binaries", &self.custom_binaries.join(" "), &new.custom_binaries.join(" "));
         differ("scheduler crates", &self.sched_crates.join(" "), &new.sched_crates.join(" "));
@@ -155,6 +159,7 @@ mod tests {
             image_id: "i1".into(),
             agent_id: "a1".into(),
             reset: "overlay".into(),
+            topology: None,
             variants: vec!["control".into(), "test".into()],
             iterations: 2,
             shard: None,

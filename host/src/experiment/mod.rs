@@ -71,6 +71,7 @@ impl Custom {
 
 /// An experiment, everything decided before the first run: built from the
 /// command line (`from_args`) or directly (`ours`, for bench and tests).
+#[derive(Clone)]
 pub struct ExperimentSpec {
     pub cfg: Config,
     /// the VM: kernel, image, accelerator, size
@@ -172,6 +173,9 @@ fn from_args(a: &ExperimentArgs) -> Result<ExperimentSpec> {
     }
     if let Some(acc) = &a.vm.accel {
         cfg.vm.accel = acc.clone();
+    }
+    if let Some(t) = &a.vm.topology {
+        cfg.vm.topology = t.clone();
     }
     cfg.validate()?;
     let scheds: Vec<String> = match (&custom, sched_arg) {
@@ -397,7 +401,35 @@ async fn run_with(a: ExperimentArgs, leakcheck_baseline_s: Option<f64>) -> Resul
 }
 
 /// Run an experiment; its exit code (0 pass, 1 a criterion failed, 130 interrupted).
-pub async fn run_spec(mut s: ExperimentSpec) -> Result<i32> {
+/// Run the experiment; with several machine shapes (vm.topology a,b), once
+/// per shape into `<out>/<shape>/`, then a summary of the matrix in `<out>`.
+pub async fn run_spec(s: ExperimentSpec) -> Result<i32> {
+    let shapes = s.cfg.topologies()?;
+    if shapes.len() <= 1 {
+        let mut s = s;
+        s.vm.topology = shapes.first().map(|t| t.to_string());
+        return run_shape(s).await;
+    }
+    let mut code = crate::exit::OK;
+    for t in &shapes {
+        let mut one = s.clone();
+        one.vm.topology = Some(t.to_string());
+        one.cfg.vm.topology = t.to_string();
+        one.out = s.out.join(t.label());
+        eprintln!("[topology] {t}: {} vCPUs, results in {}", t.cpus(), one.out.display());
+        let c = run_shape(one).await?;
+        if c == crate::exit::INTERRUPTED {
+            return Ok(c);
+        }
+        code = code.max(c);
+    }
+    let summary = crate::report::summarize(&s.out)?;
+    crate::report::write_all(&s.out, &summary)?;
+    println!("matrix summary over {} shapes: {}", shapes.len(), s.out.join("summary.txt").display());
+    Ok(code)
+}
+
+async fn run_shape(mut s: ExperimentSpec) -> Result<i32> {
     if let Some(c) = s.custom.as_mut() {
         if !c.crates.is_empty() {
             let built = c.build_crates().await?;
@@ -577,6 +609,7 @@ impl Runner {
             image_id: p.image.info.id.clone(),
             agent_id: self.agent.as_ref().map(|a| a.id.clone()).unwrap_or_default(),
             reset: self.s.reset.to_string(),
+            topology: p.spec.topology.map(|t| t.to_string()),
             variants: self.s.variants.clone(),
             iterations: self.s.iterations,
             shard: self.s.shard.map(|(k, n)| format!("{k}/{n}")),

@@ -1,13 +1,15 @@
 //! The VM and how the host talks to it: the accelerator probe (`accel`),
 //! QEMU's command line and overlays (`qemu`), the QMP client (`qmp`), the
 //! SSH transport (`ssh`), files in and out as tar streams (`transfer`), a
-//! VM's lifecycle and run directory (`vm`), and saved guest states that runs
-//! start from instead of booting (`snapshot`).
+//! VM's lifecycle and run directory (`vm`), saved guest states that runs
+//! start from instead of booting (`snapshot`), and machine shapes: NUMA
+//! nodes, LLCs, cores, threads (`topology`).
 
 pub mod accel;
 pub mod qemu;
 pub mod qmp;
 pub mod snapshot;
 pub mod ssh;
+pub mod topology;
 pub mod transfer;
 pub mod vm;

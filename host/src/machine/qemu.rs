@@ -2,6 +2,7 @@
 //! checks on the files it is given.
 
 use crate::machine::accel::Accel;
+use crate::machine::topology::Topology;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
@@ -25,6 +26,10 @@ pub struct VmSpec {
     pub ssh_port: u16,
     /// The tool's public key ("ssh-ed25519 AAAA..."), handed to the guest init.
     pub authorized_key: String,
+    /// NUMA nodes, LLCs, cores and threads (None: `cpus` flat vCPUs, one node).
+    /// `cpus` and `memory_mib` are then the shape's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
 }
 
 /// Files inside a VM's private run directory.
@@ -86,8 +91,23 @@ pub fn qemu_args(spec: &VmSpec, files: &RunFiles, incoming: bool) -> Vec<String>
     let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));
     push(&["-name", &format!("scx-vmctl-{},process=scx-vmctl-{}", spec.name, spec.name)]);
     push(&["-M", "pc", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]);
-    push(&["-m", &spec.memory_mib.to_string(), "-smp", &spec.cpus.to_string()]);
-    a.extend(spec.accel.qemu_args());
+    push(&["-m", &spec.memory_mib.to_string()]);
+    match &spec.topology {
+        Some(t) => a.extend(t.qemu_args(spec.memory_mib)),
+        None => a.extend(["-smp".to_string(), spec.cpus.to_string()]),
+    }
+    let mut accel = spec.accel.qemu_args();
+    if let (Accel::Tcg, Some(t)) = (spec.accel, &spec.topology) {
+        // TCG's `max` is an AMD model: SMT siblings need its topology extensions
+        // TCG's `max` is an AMD model whose legacy CPUID leaves the kernel
+        // reads as fewer packages than given (2 sockets of 2 cores: one); as
+        // an Intel model it gives leaves 4 and 0xB, which carry the shape
+        let _ = t;
+        for x in accel.iter_mut().filter(|x| x.as_str() == "max") {
+            *x = "max,vendor=GenuineIntel".into();
+        }
+    }
+    a.extend(accel);
     let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));
     push(&["-kernel", &spec.kernel.to_string_lossy(), "-append", &kernel_cmdline(spec)]);
     // The overlay is thrown away after the VM: cache=unsafe skips host flushes.
@@ -185,7 +205,23 @@ mod tests {
             append: "quiet".into(),
             ssh_port: 2222,
             authorized_key: "ssh-ed25519 AAAAC3Nza scx-vmctl".into(),
+            topology: None,
         }
+    }
+
+    #[test]
+    fn a_topology_shapes_the_machine() {
+        let mut s = spec(Accel::Tcg);
+        s.topology = Some(Topology::parse("2n2l1c2t").unwrap());
+        s.cpus = 8;
+        let j = qemu_args(&s, &RunFiles::new(Path::new("/r")), false).join(" ");
+        assert!(j.contains("-smp 8,sockets=4,cores=1,threads=2 "), "{j}");
+        assert!(j.contains("-numa node,nodeid=1,memdev=node1 -numa cpu,node-id=1,socket-id=2 -numa cpu,node-id=1,socket-id=3"), "{j}");
+        assert!(j.contains("-cpu max,vendor=GenuineIntel"), "{j}");
+        // KVM passes the host's CPU model through as it is
+        s.accel = Accel::Kvm;
+        let j = qemu_args(&s, &RunFiles::new(Path::new("/r")), false).join(" ");
+        assert!(j.contains("-cpu host ") && !j.contains("vendor"), "{j}");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Inputs {
     pub files: Vec<(String, String)>,
     pub cpus: u32,
     pub memory_mib: u32,
+    /// the machine's shape ("" for flat vCPUs)
+    pub topology: String,
     pub accel: String,
     pub append: String,
     pub authorized_key: String,
@@ -57,6 +59,7 @@ impl Inputs {
             files,
             cpus: spec.cpus,
             memory_mib: spec.memory_mib,
+            topology: spec.topology.map(|t| t.to_string()).unwrap_or_default(),
             accel: spec.accel.describe().to_string(),
             append: spec.append.trim().to_string(),
             authorized_key: spec.authorized_key.clone(),
@@ -218,6 +221,7 @@ mod tests {
             append: String::new(),
             ssh_port: 2222,
             authorized_key: "ssh-ed25519 AAAA scx-vmctl".into(),
+            topology: None,
         }
     }
 
@@ -240,6 +244,7 @@ mod tests {
             Inputs::new(&spec(), "k1", "i1", "a1", "10.0.2", vec![("/root/custom/custom".into(), "ab".into())]),
             Inputs { cpus: 4, ..base.clone() },
             Inputs { memory_mib: 1024, ..base.clone() },
+            Inputs { topology: "1n2l1c1t".into(), ..base.clone() },
             Inputs { accel: "kvm".into(), ..base.clone() },
             Inputs { append: "nokaslr".into(), ..base.clone() },
             Inputs { authorized_key: "ssh-ed25519 BBBB".into(), ..base.clone() },

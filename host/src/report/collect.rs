@@ -201,6 +201,11 @@ fn manifest_is_leakcheck(dir: &Path) -> bool {
         .is_some_and(|v| v.get("leakcheck_baseline_s").is_some_and(|x| !x.is_null()))
 }
 
+fn manifest_topology(dir: &Path) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).ok()?).ok()?;
+    v.get("topology")?.as_str().map(str::to_string)
+}
+
 fn manifest_kernel(dir: &Path) -> Result<Option<String>> {
     let p = dir.join("manifest.json");
     if !p.exists() {
@@ -288,6 +293,7 @@ pub fn group(gd: &GroupDir) -> Result<GroupSummary> {
         scheduler: gd.scheduler.clone(),
         workload: gd.workload.clone(),
         kernel: manifest_kernel(&gd.path)?.or_else(|| gd.prefix.clone()),
+        topology: manifest_topology(&gd.path),
         accel: parts.accel.into_iter().collect(),
         reset: parts.reset.into_iter().collect(),
         throughput_changes: throughput_changes(&variants),

@@ -119,7 +119,10 @@ fn figures_table(out: &mut String, vs: &[VariantSummary]) {
 
 fn group_html(out: &mut String, g: &GroupSummary) {
     let c = g.counts();
-    let kernel = g.kernel.as_deref().map_or(String::new(), |k| format!(" &middot; kernel {}", esc(k)));
+    let mut kernel = g.kernel.as_deref().map_or(String::new(), |k| format!(" &middot; kernel {}", esc(k)));
+    if let Some(t) = &g.topology {
+        kernel.push_str(&format!(" &middot; topology {}", esc(t)));
+    }
     let _ = write!(
         out,
         r#"<section class="group"><h2>{} / {}{kernel} <span class="badge {}">{}</span></h2>"#,
@@ -254,6 +257,7 @@ mod tests {
             scheduler: "scx_simple".into(),
             workload: "hackbench".into(),
             kernel: None,
+            topology: None,
             accel: vec!["kvm".into()],
             reset: vec!["overlay".into()],
             variants: vec![],

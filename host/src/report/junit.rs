@@ -15,10 +15,12 @@ fn part(s: &str) -> String {
 }
 
 pub fn classname(g: &GroupSummary) -> String {
-    match &g.kernel {
-        Some(k) => format!("scx_vmctl.{}.{}.{}", part(k), part(&g.scheduler), part(&g.workload)),
-        None => format!("scx_vmctl.{}.{}", part(&g.scheduler), part(&g.workload)),
+    let mut c = String::from("scx_vmctl");
+    for p in g.kernel.iter().chain(&g.topology) {
+        c.push('.');
+        c.push_str(&part(p));
     }
+    format!("{c}.{}.{}", part(&g.scheduler), part(&g.workload))
 }
 
 pub fn junit_xml(s: &Summary) -> String {
@@ -63,6 +65,7 @@ mod tests {
             scheduler: "scx_simple".into(),
             workload: "hackbench".into(),
             kernel: kernel.map(str::to_string),
+            topology: None,
             accel: vec![],
             reset: vec![],
             variants: vec![],

@@ -205,6 +205,9 @@ pub struct GroupSummary {
     pub scheduler: String,
     pub workload: String,
     pub kernel: Option<String>,
+    /// The machine's shape (manifest.json's topology), when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
     /// Distinct values of run<N>.json's accel / reset.
     pub accel: Vec<String>,
     pub reset: Vec<String>,
@@ -237,10 +240,9 @@ impl GroupSummary {
     /// "kernel/scheduler/workload" (kernel omitted when unknown): the key a
     /// baseline comparison matches groups by.
     pub fn key(&self) -> String {
-        match &self.kernel {
-            Some(k) => format!("{k}/{}/{}", self.scheduler, self.workload),
-            None => format!("{}/{}", self.scheduler, self.workload),
-        }
+        let mut k: Vec<&str> = self.kernel.iter().chain(&self.topology).map(String::as_str).collect();
+        k.extend([self.scheduler.as_str(), self.workload.as_str()]);
+        k.join("/")
     }
 }
 

@@ -17,9 +17,11 @@ fn ci(e: &Estimate, unit: &str) -> String {
 }
 
 fn title(g: &GroupSummary) -> String {
-    match &g.kernel {
-        Some(k) => format!("{} / {} (kernel {k})", g.scheduler, g.workload),
-        None => format!("{} / {}", g.scheduler, g.workload),
+    let mut about: Vec<String> = g.kernel.iter().map(|k| format!("kernel {k}")).collect();
+    about.extend(g.topology.iter().map(|t| format!("topology {t}")));
+    match about.is_empty() {
+        false => format!("{} / {} ({})", g.scheduler, g.workload, about.join(", ")),
+        true => format!("{} / {}", g.scheduler, g.workload),
     }
 }
 

@@ -29,7 +29,8 @@ fn groups(env: &Env, name: &str, file: &str) -> Vec<String> {
 fn guests_show_the_shape_asked_for() {
     let env = Env::new();
     // (shape, LLC groups, SMT sibling groups, NUMA nodes' CPUs, domain names of cpu0)
-    let cases: [(&str, &[&str], &[&str], &[&str], &[&str]); 3] = [
+    type Case = (&'static str, &'static [&'static str], &'static [&'static str], &'static [&'static str], &'static [&'static str]);
+    let cases: [Case; 3] = [
         ("1n2l2c1t", &["0-1", "2-3"], &["0", "1", "2", "3"], &["0-3"], &["MC", "PKG"]),
         ("1n1l2c2t", &["0-3"], &["0-1", "2-3"], &["0-3"], &["SMT", "MC"]),
         ("2n2l1c2t", &["0-1", "2-3", "4-5", "6-7"], &["0-1", "2-3", "4-5", "6-7"], &["0-3", "4-7"], &["SMT", "PKG", "NUMA"]),
@@ -61,7 +62,7 @@ fn nest_and_rusty_run_on_a_multi_llc_shape() {
     let o = env.run(&["experiment", "scx_nest", "hackbench", "15", "1", "--topology", shape, "--config", cfg, "--out", out.to_str().unwrap()]);
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
     assert_eq!(o.status.code(), Some(0), "{text}");
-    assert!(text.contains(&format!("=== scx_nest / hackbench (kernel ")) && text.contains(&format!("topology {shape})")), "{text}");
+    assert!(text.contains("=== scx_nest / hackbench (kernel ") && text.contains(&format!("topology {shape})")), "{text}");
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("scx_nest/hackbench/manifest.json")).unwrap()).unwrap();
     assert_eq!(m["topology"], shape);
 

@@ -20,17 +20,15 @@ fn start_experiment(env: &Env, out: &Path, extra: &[&str]) -> Child {
     c.spawn().unwrap()
 }
 
-/// Wait until the experiment's `seq`-th VM has an agent that wrote
-/// `min_lines` CSV lines; its name.
-fn wait_for_samples(env: &Env, seq: u32, min_lines: usize, timeout: Duration) -> String {
+/// Wait until the VM of the run in progress has an agent that wrote
+/// `min_lines` CSV lines; its name. (Runs are one at a time; a VM booted to
+/// be saved for snapshot resets runs no agent.)
+fn wait_for_samples(env: &Env, min_lines: usize, timeout: Duration) -> String {
     let start = Instant::now();
     while start.elapsed() < timeout {
         if let Ok(rd) = std::fs::read_dir(env.state.path().join("vms")) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if !name.ends_with(&format!("-{seq}")) {
-                    continue;
-                }
                 let o = env.run(&["ssh", &name, "--", "sh", "-c", "cat /root/out/run.csv 2>/dev/null | wc -l"]);
                 let n: usize = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0);
                 if n >= min_lines {
@@ -87,7 +85,7 @@ fn guest_panic_costs_one_run() {
     let child = start_experiment(&env, &out, &["--duration", "20"]);
     // The host follows the guest's CSV once a second and a panic loses what
     // it had not fetched yet: panic once the host holds 3 lines.
-    let vm = wait_for_samples(&env, 1, 3, Duration::from_secs(300));
+    let vm = wait_for_samples(&env, 3, Duration::from_secs(300));
     wait_for_host_lines(&out, "control", 1, 3, Duration::from_secs(60));
     // The guest kernel panics mid-run (the SSH session dies with it).
     let _ = env.run(&["ssh", &vm, "--", "sh", "-c", "echo c > /proc/sysrq-trigger"]);
@@ -95,11 +93,12 @@ fn guest_panic_costs_one_run() {
     assert_eq!(code, Some(1), "a failed run fails the verdict, not the tool: {text}");
     let c = run_json(&out, "control", 1);
     assert_eq!(c["status"], "failed", "{c}");
+    assert_eq!(c["reset"], "snapshot", "the default: a guest restored from the saved one panicked: {c}");
     assert!(c["failure"].as_str().unwrap().contains("panicked"), "{c}");
     assert!(csv_lines(&out, "control", 1) >= 3, "the samples taken before the panic are kept");
     let serial = std::fs::read_to_string(out.join("scx_simple/custom-churn/control/run1.serial.log")).unwrap();
     assert!(serial.contains("Kernel panic") || serial.contains("sysrq: Trigger a crash"), "serial log kept: {serial}");
-    // The next run went on in a fresh guest.
+    // The next run went on in a fresh guest (restored from the saved one).
     assert_eq!(run_json(&out, "test", 1)["status"], "ok");
     let summary = std::fs::read_to_string(out.join("scx_simple/custom-churn/summary.txt")).unwrap();
     assert!(summary.contains("panicked"), "the summary names the failed run and why: {summary}");
@@ -134,7 +133,7 @@ fn qemu_killed_from_outside_is_noticed_at_once() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("res");
     let child = start_experiment(&env, &out, &["--duration", "20"]);
-    let vm = wait_for_samples(&env, 1, 3, Duration::from_secs(300));
+    let vm = wait_for_samples(&env, 3, Duration::from_secs(300));
     wait_for_host_lines(&out, "control", 1, 2, Duration::from_secs(60));
     let st: serde_json::Value = serde_json::from_slice(&std::fs::read(env.vm_dir(&vm).join("vm.json")).unwrap()).unwrap();
     let pid = st["pid"].as_i64().unwrap() as i32;
@@ -144,6 +143,7 @@ fn qemu_killed_from_outside_is_noticed_at_once() {
     assert_eq!(code, Some(1), "{text}");
     let c = run_json(&out, "control", 1);
     assert_eq!(c["status"], "failed");
+    assert_eq!(c["reset"], "snapshot", "a restored guest's QEMU was killed: {c}");
     assert!(c["failure"].as_str().unwrap().contains("went away"), "{c}");
     assert!(csv_lines(&out, "control", 1) >= 2);
     assert_eq!(run_json(&out, "test", 1)["status"], "ok", "the next run recovers");
@@ -158,7 +158,7 @@ fn ssh_cut_mid_run_reconnects_and_loses_nothing() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("res");
     let child = start_experiment(&env, &out, &["--duration", "20", "--variants", "control"]);
-    let vm = wait_for_samples(&env, 1, 2, Duration::from_secs(300));
+    let vm = wait_for_samples(&env, 2, Duration::from_secs(300));
     // Kill every SSH session process in the guest (the listener survives):
     // the runner's connection drops and must be re-established.
     let _ = env.run(&["ssh", &vm, "--", "sh", "-c", "pkill -KILL -f 'sshd: root' ; true"]);
@@ -184,7 +184,7 @@ fn sigint_keeps_results_and_resume_finishes() {
         assert!(start.elapsed() < Duration::from_secs(180), "run 1 never finished");
         std::thread::sleep(Duration::from_millis(300));
     }
-    wait_for_samples(&env, 2, 3, Duration::from_secs(300));
+    wait_for_samples(&env, 3, Duration::from_secs(300));
     wait_for_host_lines(&out, "test", 1, 2, Duration::from_secs(60));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let (code, text) = finish(child);

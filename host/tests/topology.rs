@@ -61,10 +61,21 @@ fn nest_and_rusty_run_on_a_multi_llc_shape() {
     let out = t.path().join("nest");
     let o = env.run(&["experiment", "scx_nest", "hackbench", "15", "1", "--topology", shape, "--config", cfg, "--out", out.to_str().unwrap()]);
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
-    assert_eq!(o.status.code(), Some(0), "{text}");
+    // Exit 1 is a failed criterion: a single 15 s hackbench run under TCG
+    // may not plateau (test_plateaus), which is not what this test is about.
+    // The scheduler must have run cleanly on the shape, every run ok.
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{text}");
+    for c in ["PASS no_scheduler_error", "PASS no_kernel_splat", "PASS control_grows"] {
+        assert!(text.contains(c), "{c}: {text}");
+    }
     assert!(text.contains("=== scx_nest / hackbench (kernel ") && text.contains(&format!("topology {shape})")), "{text}");
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("scx_nest/hackbench/manifest.json")).unwrap()).unwrap();
     assert_eq!(m["topology"], shape);
+    for v in ["control", "test"] {
+        let p = out.join(format!("scx_nest/hackbench/{v}/run1.json"));
+        let run: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(run["status"], "ok", "{v}: {run}");
+    }
 
     // a crates.io scheduler that balances load between LLC domains, on two
     // LLCs: its own log shows the two domains it built from the guest's sysfs

@@ -44,8 +44,17 @@ fi
 
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${qemu_suite[@]}" qemu-system-x86 qemu-utils >/dev/null
-apt-get install -y -qq --no-install-recommends \
-	linux-source-6.12 make gcc flex bison bc libelf-dev libssl-dev dwarves patch xz-utils \
+# From the same suite too: on a fresh Debian 12 the backports QEMU pulls
+# libbpf1 and libelf1 from bookworm-backports, which bookworm's libbpf-dev and
+# libelf-dev then cannot be installed beside ("held broken packages"; found
+# by running the nightly workflow in a fresh root, scripts/wfrun.py).
+# linux-source-6.12 itself stays on the security suite: backports carries an
+# older 6.12 (6.12.95) that -t would prefer, and the helper's patches are
+# written against the current one.
+ksrc=linux-source-6.12
+[ "$codename" = bookworm ] && ksrc="linux-source-6.12/${codename}-security"
+apt-get install -y -qq --no-install-recommends "${qemu_suite[@]}" \
+	"$ksrc" make gcc flex bison bc libelf-dev libssl-dev dwarves patch xz-utils \
 	clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool pkg-config zlib1g-dev libzstd-dev \
 	mmdebstrap e2fsprogs ca-certificates git curl openssh-client \
 	chromium >/dev/null

@@ -71,6 +71,18 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Move a file, copying it when `to` is on another file system (a job
+/// container's workspace volume and its home, for one), where rename fails.
+pub fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            std::fs::copy(from, to)?;
+            std::fs::remove_file(from)
+        }
+        r => r,
+    }
+}
+
 /// Write a file atomically (temp file + rename), so a crash never leaves half a file.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!(
@@ -85,6 +97,22 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn move_file_crosses_file_systems() {
+        use std::os::unix::fs::MetadataExt;
+        // /dev/shm is a tmpfs; the source tree is not
+        let a = tempfile::tempdir_in("/dev/shm").unwrap();
+        let b = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+        assert_ne!(dev(a.path()), dev(b.path()), "needs two file systems");
+        let (from, to) = (a.path().join("disk"), b.path().join("disk"));
+        std::fs::write(&from, b"qcow2").unwrap();
+        assert_eq!(std::fs::rename(&from, &to).unwrap_err().kind(), std::io::ErrorKind::CrossesDevices);
+        move_file(&from, &to).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"qcow2");
+        assert!(!from.exists());
+    }
 
     #[test]
     fn private_dir_is_0700_even_if_it_existed() {

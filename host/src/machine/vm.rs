@@ -310,7 +310,7 @@ impl Vm {
             self.kill().await;
         }
         let moved = match &result {
-            Ok(_) => std::fs::rename(self.files.overlay(), disk)
+            Ok(_) => crate::paths::move_file(&self.files.overlay(), disk)
                 .with_context(|| format!("cannot move the saved disk to {}", disk.display())),
             Err(_) => Ok(()),
         };

@@ -21,16 +21,18 @@ printed when used:
                             other paths (target/): a local store by key, restored
                             at the step and saved at the job's end, as the service does
   the rustup installer      the host's Rust toolchain (~/.cargo, ~/.rustup) bound in
-  the GitHub API            --baseline-dir: a folder holding a previous summary
-                            (the "previous night's summary" step)
+  the GitHub API            curl answering the "previous night's summary" step's
+                            calls from --baseline-dir (a folder holding a previous
+                            summary, served as its artifact's zip; empty: no run yet)
   OWNER/scx-vmctl@REF, ./   this tree, as the composite action action.yml
 A matrix is cut to the one cell --cell picks; --input sets workflow_dispatch
-inputs; --env overrides the workflow's env (e.g. NIGHTLY_ACCEL=tcg).
+inputs; --env overrides the workflow's env (e.g. NIGHTLY_ACCEL=tcg); --with
+overrides an input where a job uses this tree's action (a shorter duration).
 Any other step that reaches the internet beyond the package registries is
 refused by name.
 
   wfrun.py WORKFLOW [--jobs a,b] [--cell k=v,...] [--input k=v] [--env K=V]
-           [--artifacts DIR] [--baseline-dir DIR] [--work DIR]
+           [--with k=v] [--artifacts DIR] [--baseline-dir DIR] [--work DIR]
 
 Exit 0 when every job it ran succeeded; 1 when one failed; 2 bad input.
 Needs root (chroot, mounts), mmdebstrap, PyYAML.
@@ -48,6 +50,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 
 import yaml
 
@@ -77,6 +80,25 @@ TOKEN = re.compile(
     r"(?P<id>[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_*][A-Za-z0-9_-]*)*))"
 )
 
+
+
+# curl for the nightly's baseline step: the latest successful run (one when
+# --baseline-dir holds files), its artifacts, and the artifact's zip.
+GITHUB_API_STANDIN = r"""curl() {
+	local out="" url="" z=/__w/_standin/api/nightly-summary.zip
+	while [ $# -gt 0 ]; do
+		case "$1" in -o) out=$2; shift 2 ;; -H) shift 2 ;; -*) shift ;; *) url=$1; shift ;; esac
+	done
+	case "$url" in
+	https://api.github.com/repos/*/actions/workflows/*/runs*)
+		cat /__w/_standin/api/runs.json ;;
+	https://api.github.com/repos/*/actions/runs/1/artifacts)
+		echo '{"artifacts":[{"name":"nightly-summary","archive_download_url":"https://api.github.com/standin/nightly-summary.zip"}]}' ;;
+	https://api.github.com/standin/nightly-summary.zip) cp "$z" "${out:-/dev/stdout}" ;;
+	*) echo "wfrun: no stand-in for curl $url" >&2; return 22 ;;
+	esac
+}
+"""
 
 class Expr:
     """GitHub's expression language, as much of it as our workflows use."""
@@ -420,8 +442,10 @@ class Run:
             if "api.github.com" in script:
                 if self.args.baseline_dir is None:
                     die(f"step `{name}` calls the GitHub API: give --baseline-dir DIR (its stand-in)")
-                script = "mkdir -p baseline\ncp -a /__w/_standin/baseline/. baseline/\nls -l baseline\n"
-                log(f"stand-in: the GitHub API (previous night's summary) -> the folder {self.args.baseline_dir}")
+                # The step itself runs (its jq and unzip included); only curl is
+                # a stand-in, answering the API's three calls from the folder.
+                script = GITHUB_API_STANDIN + script
+                log(f"stand-in: the GitHub API (previous night's summary) -> curl answered from the folder {self.args.baseline_dir}")
             elif INTERNET.search(job.eval(script, extra)):
                 die(f"step `{name}` reaches the internet beyond the package registries; no stand-in for it", 2)
             script = job.eval(script, extra)
@@ -559,6 +583,12 @@ class Run:
             if k not in inputs:
                 die(f"uses {u}: unknown input `{k}` (valid: {', '.join(inputs)})")
         inputs.update(w)
+        for kv in self.args.with_:
+            k, v = kv.split("=", 1)
+            if k not in inputs:
+                die(f"--with {kv}: {u} has no input `{k}` (valid: {', '.join(inputs)})", 2)
+            log(f"{where}input {k}: {inputs[k]!r} -> {v!r} (--with)")
+            inputs[k] = v
         saved_steps, job.steps = job.steps, {}
         github = dict(self.github, action_path=inner)
         extra = {"inputs": inputs, "github": github}
@@ -587,7 +617,17 @@ class Run:
             root.bind(os.path.join(HOME, ".rustup"), "/root/.rustup", None)
             root.bind(ARTIFACT_CACHE, "/root/.cache/scx-vmctl", None)
             if self.args.baseline_dir is not None:
-                root.bind(os.path.abspath(self.args.baseline_dir), "/__w/_standin/baseline", None)
+                # The previous night's artifact as GitHub serves it: a zip.
+                zdir = os.path.join(self.work, "standin-api")
+                os.makedirs(zdir, exist_ok=True)
+                files = sorted(os.listdir(self.args.baseline_dir))
+                with zipfile.ZipFile(os.path.join(zdir, "nightly-summary.zip"), "w") as z:
+                    for f in files:
+                        z.write(os.path.join(self.args.baseline_dir, f), f)
+                # An empty folder is the first night: no successful run yet.
+                with open(os.path.join(zdir, "runs.json"), "w") as f:
+                    json.dump({"workflow_runs": [{"id": 1}] if files else []}, f)
+                root.bind(zdir, "/__w/_standin/api", None)
             limit = spec.get("timeout-minutes")
             for s in spec.get("steps", []):
                 if limit and time.time() - t0 > float(limit) * 60:
@@ -684,6 +724,8 @@ def main():
     ap.add_argument("--input", action="append", default=[], help="workflow_dispatch input NAME=VALUE")
     ap.add_argument("--env", action="append", default=[], help="override env NAME=VALUE")
     ap.add_argument("--artifacts", default="target/wfrun/artifacts", help="the upload/download-artifact stand-in folder")
+    ap.add_argument("--with", dest="with_", action="append", default=[], metavar="NAME=VALUE",
+                    help="override an input of this tree's action where a job uses it (a shorter duration under TCG)")
     ap.add_argument("--baseline-dir", help="the GitHub API stand-in: a folder holding a previous summary (may be empty)")
     ap.add_argument("--work", default="target/wfrun", help="where job roots and step summaries go")
     ap.add_argument("--keep-roots", action="store_true")

@@ -56,7 +56,7 @@ ksrc=linux-source-6.12
 apt-get install -y -qq --no-install-recommends "${qemu_suite[@]}" \
 	"$ksrc" make gcc flex bison bc libelf-dev libssl-dev dwarves patch xz-utils \
 	clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool pkg-config zlib1g-dev libzstd-dev \
-	mmdebstrap e2fsprogs ca-certificates git curl openssh-client \
+	mmdebstrap e2fsprogs ca-certificates git curl openssh-client python3-yaml \
 	chromium >/dev/null
 
 if ! command -v npm >/dev/null; then

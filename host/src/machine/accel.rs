@@ -171,27 +171,31 @@ pub fn probe_kvm(qemu: &str, scratch: &Path, timeout: Duration) -> KvmProbe {
         Ok(c) => c,
         Err(e) => return KvmProbe::Broken(format!("cannot run {qemu}: {e}")),
     };
-    let start = Instant::now();
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Some(st),
-            Ok(None) if start.elapsed() > timeout => {
-                timed_out = true;
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(_) => break None,
-        }
-    };
+    let (status, timed_out) = wait_or_kill(&mut child, timeout);
     let mut err = String::new();
     if let Some(mut s) = child.stderr.take() {
         let _ = s.read_to_string(&mut err);
     }
     let _ = std::fs::remove_file(&bios);
     classify_probe(status.and_then(|s| s.code()), &err, timed_out)
+}
+
+/// Wait for a probe's QEMU to exit; past `timeout`, kill it. The exit status
+/// (None when killed or unknown) and whether it timed out.
+fn wait_or_kill(child: &mut std::process::Child, timeout: Duration) -> (Option<std::process::ExitStatus>, bool) {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return (Some(st), false),
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (None, true);
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => return (None, false),
+        }
+    }
 }
 
 /// What the guest kernel's serial console says about a KVM boot test: it
@@ -253,19 +257,7 @@ pub fn probe_kvm_kernel(qemu: &str, scratch: &Path, kernel: &Path, timeout: Dura
         Ok(c) => c,
         Err(e) => return KvmProbe::Broken(format!("cannot run {qemu}: {e}")),
     };
-    let start = Instant::now();
-    let timed_out = loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break false,
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break true;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(_) => break false,
-        }
-    };
+    let (_, timed_out) = wait_or_kill(&mut child, timeout);
     let out = std::fs::read_to_string(&serial).unwrap_or_default();
     let _ = std::fs::remove_file(&serial);
     let p = classify_kernel_probe(&out, timed_out);

@@ -97,12 +97,10 @@ pub fn qemu_args(spec: &VmSpec, files: &RunFiles, incoming: bool) -> Vec<String>
         None => a.extend(["-smp".to_string(), spec.cpus.to_string()]),
     }
     let mut accel = spec.accel.qemu_args();
-    if let (Accel::Tcg, Some(t)) = (spec.accel, &spec.topology) {
-        // TCG's `max` is an AMD model: SMT siblings need its topology extensions
+    if spec.accel == Accel::Tcg && spec.topology.is_some() {
         // TCG's `max` is an AMD model whose legacy CPUID leaves the kernel
         // reads as fewer packages than given (2 sockets of 2 cores: one); as
         // an Intel model it gives leaves 4 and 0xB, which carry the shape
-        let _ = t;
         for x in accel.iter_mut().filter(|x| x.as_str() == "max") {
             *x = "max,vendor=GenuineIntel".into();
         }

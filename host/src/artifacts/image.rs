@@ -55,6 +55,7 @@ impl Image {
 struct Inputs {
     recipe: Recipe,
     init: Vec<u8>,
+    fstab: Vec<u8>,
     sshd: Vec<u8>,
     id: String,
 }
@@ -64,14 +65,16 @@ fn inputs() -> Result<Inputs> {
     let text = std::fs::read_to_string(d.join("recipe.yaml"))?;
     let recipe: Recipe = serde_yaml_ng::from_str(&text).context("vm-images/rootfs/recipe.yaml")?;
     let init = std::fs::read(d.join("init.sh"))?;
+    let fstab = std::fs::read(d.join("fstab"))?;
     let sshd = std::fs::read(d.join("sshd.conf"))?;
     let mut h = Sha256::new();
     h.update(RECIPE_VERSION);
     h.update(&text);
     h.update(&init);
+    h.update(&fstab);
     h.update(&sshd);
     let id = hex::encode(h.finalize())[..16].to_string();
-    Ok(Inputs { recipe, init, sshd, id })
+    Ok(Inputs { recipe, init, fstab, sshd, id })
 }
 
 fn root() -> PathBuf {
@@ -154,6 +157,7 @@ fn build_blocking(inp: Inputs) -> Result<Image> {
         }
         p.update("installing init and sshd settings");
         install(&rootfs.join("sbin/scx-init"), &inp.init, 0o755)?;
+        install(&rootfs.join("etc/scx-vmctl.fstab"), &inp.fstab, 0o644)?;
         install(&rootfs.join("etc/ssh/sshd_config.d/scx-vmctl.conf"), &inp.sshd, 0o644)?;
         std::fs::write(rootfs.join("etc/hostname"), "scx-guest\n")?;
         std::fs::write(rootfs.join("etc/scx-vmctl-image"), format!("{}\n", inp.id))?;

@@ -54,9 +54,9 @@ apt-get install -y -qq --no-install-recommends "${qemu_suite[@]}" qemu-system-x8
 ksrc=linux-source-6.12
 [ "$codename" = bookworm ] && ksrc="linux-source-6.12/${codename}-security"
 apt-get install -y -qq --no-install-recommends "${qemu_suite[@]}" \
-	"$ksrc" make gcc flex bison bc libelf-dev libssl-dev dwarves patch xz-utils \
+	"$ksrc" make gcc flex bison bc libelf-dev libssl-dev dwarves patch xz-utils lz4 \
 	clang-19 llvm-19 libclang-19-dev libbpf-dev bpftool pkg-config zlib1g-dev libzstd-dev \
-	mmdebstrap e2fsprogs ca-certificates git curl openssh-client python3-yaml \
+	mmdebstrap e2fsprogs ca-certificates git curl openssh-client python3-yaml python3-venv \
 	chromium >/dev/null
 
 if ! command -v npm >/dev/null; then

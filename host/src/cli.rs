@@ -99,7 +99,8 @@ scx-vmctl report merge shard1/ shard2/ --out merged/\n  scx-vmctl report results
     Report(ReportArgs),
     /// Measure what the tool and the helper cost: map counting, sampler CPU, helper vs pure BPF,
     /// workload impact, run overhead and boot time
-    #[command(after_help = "Examples:\n  scx-vmctl bench --json bench.json\n  scx-vmctl bench --short          # the quick mode CI runs\n\n\
+    #[command(after_help = "Examples:\n  scx-vmctl bench --json bench.json\n  scx-vmctl bench --short          # the quick mode CI runs\n  \
+scx-vmctl bench --peers          # and boot to a usable guest against virtme-ng's\n\n\
 Boots one guest for the in-guest measurements, then runs a short scx_simple hackbench experiment\n\
 (control vs test). Prints a table; --json writes every figure (fields: README.md, Performance).\n\
 Goals are reported, not enforced: exit 0 when every measurement was taken.")]
@@ -425,6 +426,10 @@ pub struct BenchArgs {
     /// The quick mode CI runs (smaller sizes, fewer repetitions)
     #[arg(long)]
     pub short: bool,
+    /// Also boot the same bzImage with virtme-ng (`vng --run BZIMAGE --exec true`, installed from
+    /// PyPI into the cache) beside ours, boots alternated
+    #[arg(long)]
+    pub peers: bool,
     #[command(flatten)]
     pub vm: VmArgs,
 }

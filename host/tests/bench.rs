@@ -130,13 +130,36 @@ fn check_workload_and_overhead(r: &Value) {
     assert!(num(o, "bench_vm_boot.kernel_s") > 0.0, "serial log timestamps not found: {o}");
 }
 
+/// `--peers`: the same bzImage booted by virtme-ng (from PyPI), boots
+/// alternated; every boot timed, none left running.
+fn check_peers(r: &Value) {
+    let p = &r["peers"];
+    assert_eq!(p["vng_version"], "1.42", "{p}");
+    for side in ["ours_s", "vng_s"] {
+        let xs = p[side].as_array().unwrap_or_else(|| panic!("peers.{side}: {p}"));
+        assert_eq!(xs.len(), 2, "{side}: {p}");
+        assert!(xs.iter().all(|x| x.as_f64().unwrap() > 0.0), "{side}: {p}");
+    }
+    assert_eq!(num(p, "ours.n"), 2.0);
+    assert_eq!(num(p, "vng.n"), 2.0);
+    assert!(num(p, "vng_over_ours") > 0.0);
+    let cmd = p["vng_command"].as_str().unwrap();
+    assert!(cmd.starts_with("vng --run BZIMAGE") && cmd.contains("--exec"), "{cmd}");
+    assert_eq!(p["vng_exit"].as_array().map(|a| a.len()), Some(2), "{p}");
+    assert!(std::path::Path::new(p["bzimage"].as_str().unwrap()).is_file(), "{p}");
+    let vng_left = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline")).map(|c| String::from_utf8_lossy(&c).contains("virtme")).unwrap_or(false)
+    });
+    assert!(!vng_left, "a vng process or its QEMU is still running");
+}
+
 #[test]
 fn bench_short_writes_complete_consistent_json() {
     let env = Env::new();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    let out = env.ok(&["bench", "--short", "--json", json.to_str().unwrap()]);
-    assert!(out.contains("goals") && out.contains("(a) counting"), "{out}");
+    let out = env.ok(&["bench", "--short", "--peers", "--json", json.to_str().unwrap()]);
+    assert!(out.contains("goals") && out.contains("(a) counting") && out.contains("vng / ours"), "{out}");
     let r: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(r["bench_version"], 1);
     assert_eq!(r["mode"], "short");
@@ -147,6 +170,7 @@ fn bench_short_writes_complete_consistent_json() {
     check_sampler(&r);
     check_scan(&r);
     check_workload_and_overhead(&r);
+    check_peers(&r);
     let goals = r["goals"].as_array().unwrap();
     let ids: Vec<&str> = goals.iter().map(|g| g["id"].as_str().unwrap()).collect();
     assert_eq!(

@@ -338,7 +338,7 @@ pub async fn build(opts: &KernelOptions) -> Result<Kernel> {
         }
     }
     for (tool, pkg) in
-        [("make", "make"), ("gcc", "gcc"), ("flex", "flex"), ("bison", "bison"), ("bc", "bc"), ("bpftool", "bpftool")]
+        [("make", "make"), ("gcc", "gcc"), ("flex", "flex"), ("bison", "bison"), ("bc", "bc"), ("bpftool", "bpftool"), ("lz4", "lz4")]
     {
         if which(tool).is_none() {
             bail!("{tool} is needed to build the kernel: apt-get install {pkg} (all at once: see README, Setup)");

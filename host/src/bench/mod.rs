@@ -6,6 +6,7 @@
 //! - scan.rs      (c) scx_bpf_map_scan_timeout vs pure-BPF eviction
 //! - workload.rs  (d) hackbench time, test vs control, with 95% CIs
 //! - overhead.rs  (e) run overhead beyond the workload, QEMU start to SSH
+//! - peers.rs     (e) with --peers: boot to a usable guest, ours vs virtme-ng's
 //!
 //! guest.rs runs (a)-(c) in one VM and parses what the agent prints, the
 //! types of scx_contract::bench; count.rs, sampler.rs and scan.rs wrap them
@@ -20,6 +21,7 @@ pub mod count;
 pub mod guest;
 pub mod machine;
 pub mod overhead;
+pub mod peers;
 pub mod sampler;
 pub mod scan;
 pub mod table;
@@ -64,6 +66,9 @@ pub struct BenchReport {
     pub scan: scan::Scan,
     pub workload: workload::Workload,
     pub overhead: overhead::Overhead,
+    /// with --peers
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<peers::Peers>,
     pub goals: Vec<Goal>,
 }
 
@@ -164,6 +169,12 @@ pub async fn run(a: BenchArgs) -> Result<i32> {
         let _ = std::fs::remove_dir_all(&out);
     }
     let (workload, overhead) = collected?;
+    let peers = if a.peers {
+        eprintln!("[bench] (e) boot to a usable guest: scx-vmctl vs virtme-ng {}", peers::VNG_VERSION);
+        Some(peers::run(&a.vm, a.short).await?)
+    } else {
+        None
+    };
 
     let mut r = BenchReport {
         bench_version: BENCH_VERSION,
@@ -176,6 +187,7 @@ pub async fn run(a: BenchArgs) -> Result<i32> {
         scan: g.scan,
         workload,
         overhead,
+        peers,
         goals: Vec::new(),
     };
     r.goals = goals(&r);

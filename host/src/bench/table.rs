@@ -185,6 +185,13 @@ pub fn render(r: &BenchReport) -> String {
         }
     }
 
+    if let Some(p) = &r.peers {
+        let _ = writeln!(s, "\n(e) boot to a usable guest, {} boots each alternated, same bzImage, {}", p.ours_s.len(), p.accel);
+        let _ = writeln!(s, "  scx-vmctl (QEMU start to SSH ready)        {}", ci(&p.ours, "s"));
+        let _ = writeln!(s, "  virtme-ng {} (start to a command run)   {}", p.vng_version, ci(&p.vng, "s"));
+        let _ = writeln!(s, "  vng / ours {:.2}x   ({})", p.vng_over_ours, p.vng_command);
+    }
+
     let _ = writeln!(s, "\ngoals");
     for g in &r.goals {
         let _ = writeln!(s, "  {:<4} {:<21} {:>10.2} {:<6} {}", if g.met { "MET" } else { "NOT" }, g.id, g.value, g.unit, g.goal);

@@ -78,9 +78,7 @@ async fn agent_json<T: DeserializeOwned>(ssh: &Ssh, args: &[String]) -> Result<T
     let cmd = format!("{} bench {}", crate::artifacts::agent::GUEST_PATH, join_argv(args));
     let o = ssh.exec(&cmd).await?;
     if o.status != 0 {
-        let err = o.stderr_str();
-        let tail: Vec<&str> = err.lines().rev().take(10).collect();
-        bail!("`{cmd}` exited {} in the guest:\n{}", o.status, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        bail!("`{cmd}` exited {} in the guest:\n{}", o.status, super::last_lines(&o.stderr_str(), 10));
     }
     let out = o.stdout_str();
     let line = out.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");

@@ -44,6 +44,12 @@ pub fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
+/// The last `n` lines of a tool's output, for an error message.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let tail: Vec<&str> = text.lines().rev().take(n).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Goal {
     pub id: String,

@@ -72,9 +72,7 @@ fn python() -> &'static str {
 fn run_tool(cmd: &mut std::process::Command, what: &str, fix: &str) -> Result<()> {
     let o = cmd.output().with_context(|| format!("cannot run {what}: {fix}"))?;
     if !o.status.success() {
-        let err = String::from_utf8_lossy(&o.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(8).collect();
-        bail!("{what} failed ({}): {}\n{fix}", o.status, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        bail!("{what} failed ({}): {}\n{fix}", o.status, super::last_lines(&String::from_utf8_lossy(&o.stderr), 8));
     }
     Ok(())
 }
@@ -163,12 +161,7 @@ async fn vng_once(bin: &Path, args: &[String]) -> Result<(f64, i32)> {
             let err = String::from_utf8_lossy(&o.stderr);
             let ran = o.status.success() || err.contains(VNG_RAN) || String::from_utf8_lossy(&o.stdout).contains(VNG_RAN);
             if !ran {
-                let tail: Vec<&str> = err.lines().rev().take(12).collect();
-                bail!(
-                    "vng exited {} and its init never said {VNG_RAN:?}: {}",
-                    o.status,
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
+                bail!("vng exited {} and its init never said {VNG_RAN:?}: {}", o.status, super::last_lines(&err, 12));
             }
             Ok((secs, o.status.code().unwrap_or(-1)))
         }

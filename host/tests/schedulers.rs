@@ -75,9 +75,16 @@ impl Guest {
             .collect()
     }
 
+    /// Lines the project's one splat list flags (oops, WARNING, stalls,
+    /// lockdep, ...), and any call trace. Not substrings: "stall" is in
+    /// "Installing" (9p's boot line).
     fn dmesg_splats(&self) -> Vec<String> {
-        const MARKS: [&str; 7] = ["WARNING:", "BUG:", "Oops", "Call Trace:", "stall", "soft lockup", "Kernel panic"];
-        self.ok("dmesg").lines().filter(|l| MARKS.iter().any(|m| l.contains(m))).map(str::to_string).collect()
+        use scx_contract::splat::{classify, LogKind};
+        self.ok("dmesg")
+            .lines()
+            .filter(|l| l.contains("Call Trace:") || classify(l, LogKind::Dmesg).is_some())
+            .map(str::to_string)
+            .collect()
     }
 }
 

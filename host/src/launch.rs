@@ -21,6 +21,7 @@ use std::time::Duration;
 /// A guest kernel to boot, with an id recorded in results.
 #[derive(Clone)]
 pub struct KernelChoice {
+    /// The bzImage (what the KVM probe and peers boot, and what a user gives).
     pub bzimage: PathBuf,
     pub id: String,
     /// Our own build (so vmlinux.h and kernel.json exist), if it is one.
@@ -126,7 +127,7 @@ pub async fn prepare(name: &str, vm_args: &VmArgs, cfg: &Config) -> Result<Prepa
     let key = tool_key()?;
     let spec = VmSpec {
         name: name.to_string(),
-        kernel: kernel.bzimage.clone(),
+        kernel: kernel.boot_file(),
         base_image: image.base(),
         cpus,
         memory_mib: memory,
@@ -137,6 +138,15 @@ pub async fn prepare(name: &str, vm_args: &VmArgs, cfg: &Config) -> Result<Prepa
         topology,
     };
     Ok(Prepared { spec, kernel, image, notice: decision.notice })
+}
+
+impl KernelChoice {
+    /// What the guest boots: our own build's PVH vmlinux where it has one
+    /// (the same build as its bzImage, booted without the decompressor),
+    /// else the bzImage.
+    pub fn boot_file(&self) -> PathBuf {
+        self.built.as_ref().and_then(|k| k.pvh()).unwrap_or_else(|| self.bzimage.clone())
+    }
 }
 
 /// Boot a prepared VM.

@@ -68,7 +68,7 @@ pub struct BootTimeline {
     pub kernel_s: Option<f64>,
     /// guest clock: init start to "guest init done" (mounts, network, keys)
     pub init_s: Option<f64>,
-    /// the rest: QEMU and firmware, kernel decompression, sshd start, the SSH handshake
+    /// the rest: QEMU and firmware, a bzImage's decompression (none for a PVH vmlinux), sshd start, the SSH handshake
     pub rest_s: Option<f64>,
 }
 

@@ -162,7 +162,7 @@ pub fn render(r: &BenchReport) -> String {
     if let (Some(k), Some(i), Some(rest)) = (b.kernel_s, b.init_s, b.rest_s) {
         let _ = writeln!(
             s,
-            "  bench VM boot {:.2} s: kernel {k:.2} s + init {i:.2} s (guest clock) + the rest {rest:.2} s (QEMU, firmware, decompression, sshd, handshake)",
+            "  bench VM boot {:.2} s: kernel {k:.2} s + init {i:.2} s (guest clock) + the rest {rest:.2} s (QEMU, firmware, a bzImage's decompression, sshd, handshake)",
             b.qemu_to_ssh_s
         );
     }

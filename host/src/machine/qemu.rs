@@ -15,6 +15,8 @@ pub const QEMU: &str = "qemu-system-x86_64";
 #[serde(deny_unknown_fields)]
 pub struct VmSpec {
     pub name: String,
+    /// What QEMU's `-kernel` loads: a bzImage, or for our own builds their
+    /// PVH vmlinux (see `check_boot_kernel`).
     pub kernel: PathBuf,
     /// The cached base image; the VM boots a fresh qcow2 overlay of it.
     pub base_image: PathBuf,
@@ -149,6 +151,57 @@ pub fn check_bzimage(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Xen's ELF note type for the 32-bit PVH entry point (XEN_ELFNOTE_PHYS32_ENTRY):
+/// QEMU boots an ELF kernel that carries it straight at that entry, without
+/// the bzImage's real-mode setup and decompressor.
+const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+
+/// Does this ELF file carry the PVH entry note (a vmlinux built with CONFIG_PVH)?
+pub fn is_pvh_elf(data: &[u8]) -> bool {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let Ok(h) = object::elf::FileHeader64::<object::Endianness>::parse(data) else {
+        return false;
+    };
+    let Ok(endian) = h.endian() else {
+        return false;
+    };
+    let Ok(phdrs) = h.program_headers(endian, data) else {
+        return false;
+    };
+    phdrs.iter().any(|ph| {
+        let Ok(Some(mut notes)) = ph.notes(endian, data) else {
+            return false;
+        };
+        while let Ok(Some(n)) = notes.next() {
+            if n.name() == b"Xen" && n.n_type(endian) == XEN_ELFNOTE_PHYS32_ENTRY {
+                return true;
+            }
+        }
+        false
+    })
+}
+
+/// A kernel QEMU can boot: a bzImage, or an ELF vmlinux with the PVH note.
+pub fn check_boot_kernel(path: &Path) -> Result<()> {
+    let elf = std::fs::File::open(path)
+        .and_then(|mut f| {
+            let mut m = [0u8; 4];
+            f.read_exact(&mut m).map(|_| m == *b"\x7fELF")
+        })
+        .unwrap_or(false);
+    if !elf {
+        return check_bzimage(path);
+    }
+    let data = std::fs::read(path).with_context(|| format!("kernel {}: cannot read it", path.display()))?;
+    if !is_pvh_elf(&data) {
+        bail!(
+            "kernel {} is an ELF vmlinux without a PVH entry note (CONFIG_PVH); give arch/x86/boot/bzImage",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// `qemu-system-x86_64 --version`'s first line's version number.
 pub fn qemu_version() -> Result<String> {
     let out = std::process::Command::new(QEMU).arg("--version").output().map_err(|e| {
@@ -271,6 +324,61 @@ mod tests {
         let g = t.path().join("bzImage");
         std::fs::write(&g, good).unwrap();
         check_bzimage(&g).unwrap();
+        // an ELF is a boot kernel only with the PVH note
+        let e = check_boot_kernel(&bad).unwrap_err().to_string();
+        assert!(e.contains("not an x86 bzImage") || e.contains("without a PVH entry note"), "{e}");
+        check_boot_kernel(&g).unwrap();
+    }
+
+    /// An ELF64 with one PT_NOTE segment holding one note (name, type).
+    fn elf_with_note(name: &[u8], n_type: u32) -> Vec<u8> {
+        let mut desc = name.to_vec();
+        desc.push(0);
+        while desc.len() % 4 != 0 {
+            desc.push(0);
+        }
+        let mut note = Vec::new();
+        note.extend((name.len() as u32 + 1).to_le_bytes());
+        note.extend(4u32.to_le_bytes());
+        note.extend(n_type.to_le_bytes());
+        note.extend(&desc);
+        note.extend(0x0100_0000u32.to_le_bytes());
+        let (ehsize, phsize) = (64u64, 56u64);
+        let mut f = vec![0u8; 64];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2; // 64-bit
+        f[5] = 1; // little-endian
+        f[6] = 1; // version
+        f[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        f[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
+        f[20..24].copy_from_slice(&1u32.to_le_bytes());
+        f[32..40].copy_from_slice(&ehsize.to_le_bytes()); // e_phoff
+        f[52..54].copy_from_slice(&(ehsize as u16).to_le_bytes());
+        f[54..56].copy_from_slice(&(phsize as u16).to_le_bytes());
+        f[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+        let mut ph = vec![0u8; phsize as usize];
+        ph[..4].copy_from_slice(&4u32.to_le_bytes()); // PT_NOTE
+        ph[8..16].copy_from_slice(&(ehsize + phsize).to_le_bytes()); // p_offset
+        ph[32..40].copy_from_slice(&(note.len() as u64).to_le_bytes()); // p_filesz
+        ph[48..56].copy_from_slice(&4u64.to_le_bytes()); // p_align
+        f.extend(ph);
+        f.extend(note);
+        f
+    }
+
+    #[test]
+    fn pvh_note_is_recognised() {
+        assert!(is_pvh_elf(&elf_with_note(b"Xen", XEN_ELFNOTE_PHYS32_ENTRY)));
+        assert!(!is_pvh_elf(&elf_with_note(b"Xen", 17)), "another Xen note is not the entry");
+        assert!(!is_pvh_elf(&elf_with_note(b"GNU", XEN_ELFNOTE_PHYS32_ENTRY)));
+        assert!(!is_pvh_elf(b"\x7fELF short"));
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("vmlinux.pvh");
+        std::fs::write(&p, elf_with_note(b"Xen", XEN_ELFNOTE_PHYS32_ENTRY)).unwrap();
+        check_boot_kernel(&p).unwrap();
+        std::fs::write(&p, elf_with_note(b"Xen", 17)).unwrap();
+        let e = check_boot_kernel(&p).unwrap_err().to_string();
+        assert!(e.contains("without a PVH entry note"), "{e}");
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Vm {
                 }
             }
         }
-        qemu::check_bzimage(&l.spec.kernel)?;
+        qemu::check_boot_kernel(&l.spec.kernel)?;
         let qemu_version = qemu::qemu_version()?;
         paths::private_dir(&dir)?;
         let files = RunFiles::new(&dir);

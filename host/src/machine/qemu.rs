@@ -334,7 +334,7 @@ mod tests {
     fn elf_with_note(name: &[u8], n_type: u32) -> Vec<u8> {
         let mut desc = name.to_vec();
         desc.push(0);
-        while desc.len() % 4 != 0 {
+        while !desc.len().is_multiple_of(4) {
             desc.push(0);
         }
         let mut note = Vec::new();

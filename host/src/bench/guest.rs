@@ -34,7 +34,7 @@ pub async fn run(vm_args: &VmArgs, cfg: &Config, short: bool, m: &mut Machine) -
     m.guest_memory_mib = p.spec.memory_mib;
     m.kernel_id = p.kernel.id.clone();
     m.image_id = p.image.info.id.clone();
-    eprintln!("[bench] booting {} ({})", p.kernel.bzimage.display(), m.accel);
+    eprintln!("[bench] booting {} ({})", p.spec.kernel.display(), m.accel);
     let t = Instant::now();
     let vm = crate::launch::boot(&p, cfg, true, None).await?;
     let qemu_to_ssh = t.elapsed().as_secs_f64();

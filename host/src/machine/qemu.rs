@@ -157,7 +157,9 @@ pub fn check_bzimage(path: &Path) -> Result<()> {
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
 /// Does this ELF file carry the PVH entry note (a vmlinux built with CONFIG_PVH)?
-pub fn is_pvh_elf(data: &[u8]) -> bool {
+/// Generic over the reader so a 27 MB vmlinux is read only where its
+/// headers and notes are (`object::ReadCache`), not whole, per launch.
+pub fn is_pvh_elf<'a, R: object::ReadRef<'a>>(data: R) -> bool {
     use object::read::elf::{FileHeader, ProgramHeader};
     let Ok(h) = object::elf::FileHeader64::<object::Endianness>::parse(data) else {
         return false;
@@ -192,8 +194,8 @@ pub fn check_boot_kernel(path: &Path) -> Result<()> {
     if !elf {
         return check_bzimage(path);
     }
-    let data = std::fs::read(path).with_context(|| format!("kernel {}: cannot read it", path.display()))?;
-    if !is_pvh_elf(&data) {
+    let file = std::fs::File::open(path).with_context(|| format!("kernel {}: cannot read it", path.display()))?;
+    if !is_pvh_elf(&object::ReadCache::new(file)) {
         bail!(
             "kernel {} is an ELF vmlinux without a PVH entry note (CONFIG_PVH); give arch/x86/boot/bzImage",
             path.display()
@@ -368,10 +370,10 @@ mod tests {
 
     #[test]
     fn pvh_note_is_recognised() {
-        assert!(is_pvh_elf(&elf_with_note(b"Xen", XEN_ELFNOTE_PHYS32_ENTRY)));
-        assert!(!is_pvh_elf(&elf_with_note(b"Xen", 17)), "another Xen note is not the entry");
-        assert!(!is_pvh_elf(&elf_with_note(b"GNU", XEN_ELFNOTE_PHYS32_ENTRY)));
-        assert!(!is_pvh_elf(b"\x7fELF short"));
+        assert!(is_pvh_elf(&elf_with_note(b"Xen", XEN_ELFNOTE_PHYS32_ENTRY)[..]));
+        assert!(!is_pvh_elf(&elf_with_note(b"Xen", 17)[..]), "another Xen note is not the entry");
+        assert!(!is_pvh_elf(&elf_with_note(b"GNU", XEN_ELFNOTE_PHYS32_ENTRY)[..]));
+        assert!(!is_pvh_elf(&b"\x7fELF short"[..]));
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("vmlinux.pvh");
         std::fs::write(&p, elf_with_note(b"Xen", XEN_ELFNOTE_PHYS32_ENTRY)).unwrap();

@@ -49,7 +49,7 @@ pub async fn run(a: SelftestArgs) -> Result<i32> {
             }
             // Built before the boot: a build failure needs no guest.
             let t = kernel_tests(want, p.kernel.built.as_ref(), &p.kernel.bzimage).await?;
-            eprintln!("[selftest] booting {} ({})", p.kernel.bzimage.display(), p.spec.accel.describe());
+            eprintln!("[selftest] booting {} ({})", p.spec.kernel.display(), p.spec.accel.describe());
             (crate::launch::boot(&p, &cfg, true, None).await?, true, t)
         }
     };

@@ -244,7 +244,10 @@ pub struct UpArgs {
 pub struct SshArgs {
     /// VM name (default: the only running VM)
     pub name: Option<String>,
-    /// Command and arguments (after --); without it, an interactive shell
+    /// Command and arguments (after --); without it, an interactive shell.
+    /// One argument is a shell command line, run as written
+    /// (`-- 'dmesg | tail; uptime'`); several are one program's argv, each
+    /// passed as is (`-- grep 'a b' /etc/hosts`)
     #[arg(last = true)]
     pub cmd: Vec<String>,
 }

@@ -33,6 +33,10 @@ fn up_ssh_cp_status_down() {
     assert!(lines.next().unwrap().contains("scx-vmctl"), "the guest runs our kernel: {text}");
     let o = env.run(&["ssh", "life1", "--", "cat", "/sys/kernel/sched_ext/state"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "disabled");
+    // A lone argument is a command line for the guest's shell, as with OpenSSH.
+    let o = env.run(&["ssh", "life1", "--", "echo one; echo two | tr t T"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one\nTwo\n");
 
     // 10 MB of random bytes in and out, checksums and mode kept.
     let t = tempfile::tempdir().unwrap();

@@ -111,7 +111,7 @@ pub async fn ssh_cmd(a: SshArgs) -> Result<i32> {
         s.interactive().await?
     } else {
         use std::io::Write;
-        let cmd = ssh::join_argv(&a.cmd);
+        let cmd = ssh_command_line(&a.cmd);
         s.exec_streamed(&cmd, None, |err, d| {
             if err {
                 let _ = std::io::stderr().write_all(d);
@@ -125,6 +125,15 @@ pub async fn ssh_cmd(a: SshArgs) -> Result<i32> {
     };
     s.close().await;
     Ok(code as i32)
+}
+
+/// What `ssh NAME -- ...` runs: a lone argument is a command line for the
+/// guest's shell (as OpenSSH takes it); several keep their argv, quoted.
+fn ssh_command_line(argv: &[String]) -> String {
+    match argv {
+        [line] => line.clone(),
+        _ => ssh::join_argv(argv),
+    }
 }
 
 pub async fn status(a: NameArg) -> Result<i32> {

@@ -48,14 +48,15 @@ fn entry(last_seen: u64, payload: u64) -> [u8; 16] {
 }
 
 /// Buckets and elements the kernel's sweep walks between two reads of the
-/// clock (HTAB_SWEEP_CLOCK_BATCH in the hashtab patch): the least one call
-/// does, so the most calls a pass may take.
+/// clock (HTAB_SWEEP_CLOCK_BATCH in the hashtab patch); it also reads the
+/// clock after every bucket it locked, at most one per stale entry.
 const CLOCK_BATCH: u64 = 16;
 
 /// The calls a pass over `buckets` buckets holding at most `entries`
-/// entries may take when every call stops at its first look at the clock.
+/// entries may take when every call stops at its first look at the clock:
+/// after 16 buckets or elements, or after a bucket it locked to evict.
 fn pass_bound(buckets: u64, entries: u64) -> u32 {
-    ((buckets + entries) / CLOCK_BATCH + 2) as u32
+    ((buckets + entries) / CLOCK_BATCH + entries + 2) as u32
 }
 
 /// The names of the 20 maps of scan_many, as the skeleton calls them.

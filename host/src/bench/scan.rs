@@ -21,8 +21,9 @@
 //! preempted (which a sum of durations is).
 //!
 //! Overrun rule (documented in README "Performance"): the helper reads the
-//! clock every SCAN_CLOCK_BATCH (16) buckets or entries, so it may pass its
-//! budget by up to 16 entries' cost; on top, 20% of the budget for what a
+//! clock every SCAN_CLOCK_BATCH (16) buckets or entries and after every
+//! bucket it locked, so it may pass its budget by up to 16 entries' cost
+//! (or one bucket's evictions); on top, 20% of the budget for what a
 //! guest cannot see or avoid (under TCG: the other vCPU's turn, the host
 //! preempting QEMU). Judged on the p99 of quiet calls (no interrupt at all)
 //! on the dense preallocated, the drained and the sparse map, against the

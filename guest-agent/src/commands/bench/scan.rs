@@ -63,9 +63,10 @@ const UNBOUNDED_NS: u64 = 600 * 1_000_000_000;
 const SPARSE_ENTRIES: u32 = 16;
 
 /// The calls a helper pass over a `size` map may take: the kernel's sweep
-/// walks at least 16 buckets or entries per call (HTAB_SWEEP_CLOCK_BATCH).
+/// walks at least 16 buckets or entries per call (HTAB_SWEEP_CLOCK_BATCH),
+/// or one bucket it locked to evict (at most one per entry).
 fn helper_bound(size: u32) -> u64 {
-    (size.next_power_of_two() as u64 + size as u64) / 16 + 2
+    (size.next_power_of_two() as u64 + size as u64) / 16 + size as u64 + 2
 }
 
 /// Finish the helper's current pass without evicting anything, so the next

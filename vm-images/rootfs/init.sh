@@ -2,10 +2,20 @@
 # scx-vmctl guest init (run by tini as PID 1): mount, network, sshd.
 # No systemd, so the guest answers SSH a few seconds after QEMU starts.
 # Few processes: under TCG each fork+exec costs ~20 ms of boot.
+# The kernel's console prints notices and worse only (loglevel=6), so the
+# host reads the boot's progress from these lines (written at level 4).
 [ -b /dev/vda ] || mount -t devtmpfs dev /dev # a kernel without DEVTMPFS_MOUNT
+echo "scx-vmctl: init started" > /dev/kmsg
 mkdir -p /dev/pts /dev/shm
 mount -a -T /etc/scx-vmctl.fstab
-# lo and eth0 (10.0.2.15, slirp's fixed address) are up from the kernel's ip= parameter
+# lo and eth0 (10.0.2.15, slirp's fixed address) are up from the kernel's ip=
+# parameter; its default route says so (the kernel's own IP-Config line is
+# below the console's level).
+net=
+while read -r ifc dst rest; do
+	[ "$ifc" = eth0 ] && [ "$dst" = 00000000 ] && net=1
+done < /proc/net/route
+[ -n "$net" ] || echo "scx-vmctl: no network: eth0 has no route (kernel ip= not applied)" > /dev/kmsg
 
 # The host passes its public key on the command line (scx_vmctl.key=TYPE:BASE64),
 # so one image serves any host key pair.
@@ -36,4 +46,5 @@ for d in /sys/class/input/input*; do
 done
 
 echo "scx-vmctl: guest init done, starting sshd" > /dev/kmsg
-exec /usr/sbin/sshd -D -e
+# -r: no re-exec of sshd per connection (~50 ms each under TCG).
+exec /usr/sbin/sshd -D -e -r

@@ -4,6 +4,7 @@
 //! ready, per boot, with where the bench VM's boot spent it (serial log).
 
 use crate::experiment::manifest::Manifest;
+use crate::machine::vm::{INIT_DONE, INIT_STARTED};
 use crate::report::stats::Estimate;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -64,7 +65,7 @@ pub struct Run {
 pub struct BootTimeline {
     /// host: QEMU start to SSH ready
     pub qemu_to_ssh_s: f64,
-    /// guest clock: kernel start to `Run /usr/bin/tini`
+    /// guest clock: kernel start to init's first line ("scx-vmctl: init started")
     pub kernel_s: Option<f64>,
     /// guest clock: init start to "guest init done" (mounts, network, keys)
     pub init_s: Option<f64>,
@@ -94,8 +95,9 @@ fn kernel_time(serial: &str, marker: &str) -> Option<f64> {
 }
 
 pub fn timeline(serial: &str, qemu_to_ssh_s: f64) -> BootTimeline {
-    let tini = kernel_time(serial, "Run /usr/bin/tini");
-    let done = kernel_time(serial, "guest init done");
+    // init's own line; the kernel's "Run /usr/bin/tini" shows at loglevel=7 only
+    let tini = kernel_time(serial, INIT_STARTED).or_else(|| kernel_time(serial, "Run /usr/bin/tini"));
+    let done = kernel_time(serial, INIT_DONE);
     BootTimeline {
         qemu_to_ssh_s,
         kernel_s: tini,
@@ -188,6 +190,12 @@ mod tests {
         assert_eq!(t.kernel_s, Some(1.246311));
         assert!((t.init_s.unwrap() - 0.487169).abs() < 1e-9);
         assert!((t.rest_s.unwrap() - (3.0 - 1.73348)).abs() < 1e-9);
+        // The quiet console (loglevel=6): init's own first line.
+        let q = "[    0.000000] Linux version 6.12\n[    1.301000] scx-vmctl: init started\n\
+                 [    1.501000] scx-vmctl: guest init done, starting sshd\n";
+        let t = timeline(q, 2.0);
+        assert_eq!(t.kernel_s, Some(1.301));
+        assert!((t.init_s.unwrap() - 0.2).abs() < 1e-9);
         let none = timeline("garbage\n", 2.0);
         assert_eq!((none.kernel_s, none.init_s, none.rest_s), (None, None, None));
     }

@@ -35,7 +35,7 @@ pub async fn up(a: UpArgs) -> Result<i32> {
     .map_err(|e| bad_if(e, vm::VmError::is_bad_input))?;
     prog.finish(&format!("{} is up", a.name));
     let st = &vm.state;
-    println!("VM {} is up ({:.1} s to SSH)", st.spec.name, t.elapsed().as_secs_f64());
+    println!("VM {} is up ({:.2} s to SSH)", st.spec.name, t.elapsed().as_secs_f64());
     if let Some(s) = &from {
         println!("  restored     from the saved guest {} (agent {})", s.dir.display(), s.info.inputs.agent_id);
     }

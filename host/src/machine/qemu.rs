@@ -71,8 +71,12 @@ impl RunFiles {
 /// the image does not depend on who uses it.
 pub fn kernel_cmdline(spec: &VmSpec) -> String {
     let key = spec.authorized_key.split_whitespace().take(2).collect::<Vec<_>>().join(":");
+    // loglevel=6: the console prints notices and worse (the banner, errors,
+    // splats, panics), not the ~19 KB of INFO lines each boot writes through
+    // the emulated UART; dmesg keeps them all, and `--append loglevel=7`
+    // (given later) brings them back.
     let mut c = format!(
-        "console=ttyS0 root=/dev/vda rw rootfstype=ext4 \
+        "console=ttyS0 loglevel=6 root=/dev/vda rw rootfstype=ext4 \
          ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off panic=-1 \
          scx_vmctl.key={key}"
     );

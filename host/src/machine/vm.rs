@@ -128,17 +128,29 @@ pub fn diagnose_serial(serial: &str) -> Option<String> {
     None
 }
 
+/// Our init's lines on the console (vm-images/rootfs/init.sh writes them to
+/// /dev/kmsg at level 4: the console shows no INFO lines, see kernel_cmdline).
+pub const INIT_STARTED: &str = "scx-vmctl: init started";
+pub const INIT_DONE: &str = "scx-vmctl: guest init done";
+const INIT_NO_NETWORK: &str = "scx-vmctl: no network";
+
 /// Why SSH never answered although the guest seems to have booted.
 pub fn diagnose_no_ssh(serial: &str) -> Option<String> {
-    if serial.contains("guest init done") && !serial.contains("IP-Config: Complete") {
+    if serial.contains(INIT_NO_NETWORK) {
         return Some(
             "the guest booted but configured no network: the kernel needs CONFIG_VIRTIO_NET=y, CONFIG_IP_PNP=y \
              and CONFIG_INET=y built in"
                 .into(),
         );
     }
-    if !serial.contains("Run /usr/bin/tini") && !serial.is_empty() && !serial.contains("Freeing unused kernel") {
-        return Some("the guest kernel never reached userspace (see the serial log)".into());
+    // "Run /usr/bin/tini" and "Freeing unused kernel" are INFO lines, seen
+    // with `--append loglevel=7` only.
+    let reached_init = [INIT_STARTED, "Run /usr/bin/tini", "Freeing unused kernel"].iter().any(|m| serial.contains(m));
+    if !reached_init && !serial.is_empty() {
+        return Some(format!(
+            "the guest kernel never started our init (no `{INIT_STARTED}` line; see the serial log, and \
+             `--append loglevel=7` for all of the kernel's lines)"
+        ));
     }
     None
 }
@@ -567,9 +579,15 @@ mod tests {
         let d = diagnose_serial(s).unwrap();
         assert!(d.contains("CONFIG_VIRTIO_BLK=y") && d.contains("CONFIG_EXT4_FS=y"), "{d}");
         assert!(diagnose_serial("[ 1.0] Run /usr/bin/tini as init process\n").is_none());
-        let n = diagnose_no_ssh("Run /usr/bin/tini as init process\nscx-vmctl: guest init done\n").unwrap();
+        // What init.sh writes at the console's quiet level (loglevel=6).
+        let quiet = "[ 0.0] Linux version 6.12\n[ 1.3] scx-vmctl: init started\n";
+        let n = diagnose_no_ssh(&format!("{quiet}[ 1.4] scx-vmctl: no network: eth0 has no route\n")).unwrap();
         assert!(n.contains("CONFIG_VIRTIO_NET=y"), "{n}");
-        assert!(diagnose_no_ssh("Run /usr/bin/tini\nIP-Config: Complete:\nscx-vmctl: guest init done\n").is_none());
+        assert!(diagnose_no_ssh(&format!("{quiet}[ 1.5] scx-vmctl: guest init done, starting sshd\n")).is_none());
+        let k = diagnose_no_ssh("[ 0.0] Linux version 6.12\n[ 0.9] virtio_blk virtio2: [vda]\n").unwrap();
+        assert!(k.contains("never started our init") && k.contains("loglevel=7"), "{k}");
+        // A verbose console (loglevel=7) shows the kernel's own line.
+        assert!(diagnose_no_ssh("[ 1.3] Run /usr/bin/tini as init process\n").is_none());
     }
 
     #[test]

@@ -160,8 +160,10 @@ fn ssh_cut_mid_run_reconnects_and_loses_nothing() {
     let child = start_experiment(&env, &out, &["--duration", "20", "--variants", "control"]);
     let vm = wait_for_samples(&env, 2, Duration::from_secs(300));
     // Kill every SSH session process in the guest (the listener survives):
-    // the runner's connection drops and must be re-established.
-    let _ = env.run(&["ssh", &vm, "--", "sh", "-c", "pkill -KILL -f 'sshd: root' ; true"]);
+    // the runner's connection drops and must be re-established. dropbear
+    // runs each session as `dropbear ... -2 FD`, sshd (the fallback) as
+    // `sshd: root@...`.
+    let _ = env.run(&["ssh", &vm, "--", "sh", "-c", "pkill -KILL -f 'dropbear .* -2 [0-9]|sshd: root' ; true"]);
     let (code, text) = finish(child);
     assert!(text.contains("re-established"), "{text}");
     let c = run_json(&out, "control", 1);

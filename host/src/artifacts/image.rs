@@ -126,6 +126,12 @@ fn build_blocking(inp: Inputs) -> Result<Image> {
             .arg(format!("--variant={}", r.variant))
             .arg(format!("--include={}", r.packages.join(",")))
             .arg("--verbose")
+            // dropbear reads its own key format only: the same ed25519 host
+            // key openssh-server made, so the pinned key is one either way.
+            .arg(
+                "--customize-hook=mkdir -p \"$1/etc/dropbear\" && chroot \"$1\" dropbearconvert openssh dropbear \
+                 /etc/ssh/ssh_host_ed25519_key /etc/dropbear/dropbear_ed25519_host_key",
+            )
             .arg(&r.suite)
             .arg(&rootfs)
             .arg(&r.mirror)

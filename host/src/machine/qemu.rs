@@ -74,10 +74,11 @@ pub fn kernel_cmdline(spec: &VmSpec) -> String {
     // loglevel=6: the console prints notices and worse (the banner, errors,
     // splats, panics), not the ~19 KB of INFO lines each boot writes through
     // the emulated UART; dmesg keeps them all, and `--append loglevel=7`
-    // (given later) brings them back.
+    // (given later) brings them back. ip='s hostname field names the guest
+    // (nothing else sets it: the kernel would take the IP address).
     let mut c = format!(
         "console=ttyS0 loglevel=6 root=/dev/vda rw rootfstype=ext4 \
-         ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off panic=-1 \
+         ip=10.0.2.15::10.0.2.2:255.255.255.0:scx-guest:eth0:off panic=-1 \
          scx_vmctl.key={key}"
     );
     if !spec.append.trim().is_empty() {
@@ -294,6 +295,9 @@ mod tests {
         let cmdline = &a[k + 1];
         assert!(cmdline.contains("scx_vmctl.key=ssh-ed25519:AAAAC3Nza "), "{cmdline}");
         assert!(cmdline.contains(" quiet ") && cmdline.ends_with("init=/usr/bin/tini -- /sbin/scx-init"), "{cmdline}");
+        // a quiet console; the user's --append (here `quiet`) comes later and wins
+        assert!(cmdline.find("loglevel=6").unwrap() < cmdline.find(" quiet ").unwrap(), "{cmdline}");
+        assert!(cmdline.contains(":scx-guest:eth0:off "), "{cmdline}");
     }
 
     #[test]

@@ -155,8 +155,9 @@ pub fn diagnose_no_ssh(serial: &str) -> Option<String> {
     None
 }
 
-/// sshd's line on the serial console (init.sh runs `sshd -D -e`) once it listens.
-const SSHD_MARKER: &str = "Server listening on";
+/// The SSH server's line on the serial console once it listens: dropbear's
+/// (`dropbear -F -E`, logged after it bound its port) or sshd's (`sshd -D -e`).
+const SSHD_MARKERS: [&str; 2] = ["Not backgrounding", "Server listening on"];
 /// An image without that line still boots: after this long, SSH is tried anyway.
 const SSHD_MARKER_WAIT: Duration = Duration::from_secs(20);
 
@@ -366,7 +367,7 @@ impl Vm {
         // measured 5.5 s -> ~3 s from QEMU start to SSH ready under TCG.
         while console_marker && start.elapsed() < SSHD_MARKER_WAIT.min(timeout) {
             check()?;
-            if std::fs::read_to_string(&serial).is_ok_and(|s| s.contains(SSHD_MARKER)) {
+            if std::fs::read_to_string(&serial).is_ok_and(|s| SSHD_MARKERS.iter().any(|m| s.contains(m))) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -247,7 +247,9 @@ pub struct SshArgs {
     /// Command and arguments (after --); without it, an interactive shell.
     /// One argument is a shell command line, run as written
     /// (`-- 'dmesg | tail; uptime'`); several are one program's argv, each
-    /// passed as is (`-- grep 'a b' /etc/hosts`)
+    /// passed as is (`-- grep 'a b' /etc/hosts`). A pipe or file on stdin is
+    /// the command's stdin (`scx-vmctl ssh -- 'cat > /root/f' < f`); a
+    /// terminal is not forwarded (the command reads EOF)
     #[arg(last = true)]
     pub cmd: Vec<String>,
 }

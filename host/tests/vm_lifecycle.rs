@@ -47,6 +47,34 @@ fn up_ssh_cp_status_down() {
     f.write_all(&buf).unwrap();
     drop(f);
     std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o640)).unwrap();
+    // stdin is the command's stdin: a file's bytes arrive intact, and a
+    // command that stops reading ends the session though the pipe stays open.
+    let o = env.cmd().args(["ssh", "life1", "--", "sha256sum"]).stdin(std::fs::File::open(&src).unwrap()).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap(), sha256(&src));
+    let mut child = env
+        .cmd()
+        .args(["ssh", "life1", "--", "head", "-n1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"first\nsecond\n").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("`ssh -- head -n1` still running with its stdin open after the guest's head exited");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(input);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "first\n");
+
     // cp's rule: a destination that is not an existing directory is the
     // copy's new name; an existing directory receives it inside.
     env.ok(&["cp", src.to_str().unwrap(), "life1:/root/in"]);
@@ -109,7 +137,17 @@ fn up_ssh_cp_status_down() {
 #[test]
 fn name_in_use_and_not_running() {
     let env = Env::new();
-    env.ok(&["up", "--name", "life2"]);
+    // `up | head -1`: a reader that has gone ends `up` by SIGPIPE, quietly
+    // (no panic), after the VM is up; here the pipe is closed before `up` runs.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = env.cmd().args(["up", "--name", "life2"]).stdout(writer).output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{:?}: {}", o.status, stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert!(env.vm_dir("life2").join("known_hosts").is_file(), "known_hosts is written before the first print");
+    let s = env.ok(&["status", "life2"]);
+    assert!(s.contains("state        running"), "{s}");
     let o = env.run(&["up", "--name", "life2"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("`life2` is in use"), "{}", stderr(&o));

@@ -35,6 +35,11 @@ pub async fn up(a: UpArgs) -> Result<i32> {
     .map_err(|e| bad_if(e, vm::VmError::is_bad_input))?;
     prog.finish(&format!("{} is up", a.name));
     let st = &vm.state;
+    // plain ssh checks the same pinned key: a known_hosts file of one line,
+    // written before any print (a reader that closes the pipe early ends us)
+    let known = vm.files.dir.join("known_hosts");
+    paths::write_atomic(&known, format!("[127.0.0.1]:{} {}\n", st.spec.ssh_port, st.host_key.trim()).as_bytes())?;
+    let key_path = tool_key()?.path;
     println!("VM {} is up ({:.2} s to SSH)", st.spec.name, t.elapsed().as_secs_f64());
     if let Some(s) = &from {
         println!("  restored     from the saved guest {} (agent {})", s.dir.display(), s.info.inputs.agent_id);
@@ -46,12 +51,9 @@ pub async fn up(a: UpArgs) -> Result<i32> {
     println!("  qemu pid     {}", st.pid);
     println!("  run dir      {}", vm.files.dir.display());
     println!("connect:  scx-vmctl ssh {}      stop:  scx-vmctl down {}", st.spec.name, st.spec.name);
-    // plain ssh checks the same pinned key: a known_hosts file of one line
-    let known = vm.files.dir.join("known_hosts");
-    paths::write_atomic(&known, format!("[127.0.0.1]:{} {}\n", st.spec.ssh_port, st.host_key.trim()).as_bytes())?;
     println!(
         "or:       ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes root@127.0.0.1",
-        tool_key()?.path.display(),
+        key_path.display(),
         st.spec.ssh_port,
         known.display()
     );
@@ -112,7 +114,7 @@ pub async fn ssh_cmd(a: SshArgs) -> Result<i32> {
     } else {
         use std::io::Write;
         let cmd = ssh_command_line(&a.cmd);
-        s.exec_streamed(&cmd, None, |err, d| {
+        s.exec_piped(&cmd, stdin_chunks(), |err, d| {
             if err {
                 let _ = std::io::stderr().write_all(d);
             } else {
@@ -125,6 +127,33 @@ pub async fn ssh_cmd(a: SshArgs) -> Result<i32> {
     };
     s.close().await;
     Ok(code as i32)
+}
+
+/// The local stdin, read on a thread of its own (a blocking read cannot be
+/// cancelled; a detached thread ends with the process, where tokio's stdin
+/// would hold the runtime's shutdown until the input ends). A terminal is not
+/// read: a command with no pty would take keystrokes as data, so it gets EOF
+/// at once, as `ssh -n` does (`scx-vmctl ssh NAME` alone gives a shell).
+fn stdin_chunks() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
+    use std::io::{IsTerminal, Read};
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    if !std::io::stdin().is_terminal() {
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut input = std::io::stdin().lock();
+            loop {
+                match input.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    rx
 }
 
 /// What `ssh NAME -- ...` runs: a lone argument is a command line for the

@@ -266,6 +266,40 @@ impl Ssh {
         status.ok_or_else(|| anyhow::anyhow!("SSH channel closed before the command exited (connection lost?): {cmd}"))
     }
 
+    /// Run `cmd` with `stdin` sent as it arrives (a pipe into `scx-vmctl ssh`),
+    /// so a guest command can start before the input ends; EOF when the
+    /// receiver closes. Output goes to `sink` as in `exec_streamed`.
+    pub async fn exec_piped(
+        &self,
+        cmd: &str,
+        mut stdin: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        mut sink: impl FnMut(bool, &[u8]),
+    ) -> Result<u32> {
+        let mut ch = self.handle.channel_open_session().await.context("cannot open an SSH channel")?;
+        ch.exec(true, cmd).await.context("SSH exec failed")?;
+        let mut stdin_open = true;
+        let mut status = None;
+        loop {
+            tokio::select! {
+                chunk = stdin.recv(), if stdin_open => match chunk {
+                    Some(d) => ch.data_bytes(d).await.context("sending stdin over SSH failed")?,
+                    None => { stdin_open = false; ch.eof().await.ok(); }
+                },
+                m = ch.wait() => match m {
+                    Some(ChannelMsg::Data { data }) => sink(false, &data),
+                    Some(ChannelMsg::ExtendedData { data, ext: 1 }) => sink(true, &data),
+                    Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
+                    Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                        bail!("remote command killed by signal {signal_name:?}: {cmd}")
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+            }
+        }
+        status.ok_or_else(|| anyhow::anyhow!("SSH channel closed before the command exited (connection lost?): {cmd}"))
+    }
+
     /// Run to completion, capturing output.
     pub async fn exec(&self, cmd: &str) -> Result<Output> {
         self.exec_input(cmd, None).await

@@ -7,6 +7,7 @@ pub mod runinfo;
 pub mod cycle;
 pub mod hold;
 pub mod reset;
+pub mod scan_bound;
 pub mod selftest;
 pub mod fixture;
 pub mod watch;

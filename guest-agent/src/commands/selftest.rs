@@ -13,6 +13,7 @@ use anyhow::{bail, ensure, Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, MapMut, ProgramInput};
 
+use super::scan_bound::pass_bound;
 use crate::skel::map_scan::{MapScanSkel, MapScanSkelBuilder, OpenMapScanSkel};
 
 const EPERM: i32 = 1;
@@ -45,18 +46,6 @@ fn entry(last_seen: u64, payload: u64) -> [u8; 16] {
     v[..8].copy_from_slice(&last_seen.to_ne_bytes());
     v[8..].copy_from_slice(&payload.to_ne_bytes());
     v
-}
-
-/// Buckets and elements the kernel's sweep walks between two reads of the
-/// clock (HTAB_SWEEP_CLOCK_BATCH in the hashtab patch); it also reads the
-/// clock after every bucket it locked, at most one per stale entry.
-const CLOCK_BATCH: u64 = 16;
-
-/// The calls a pass over `buckets` buckets holding at most `entries`
-/// entries may take when every call stops at its first look at the clock:
-/// after 16 buckets or elements, or after a bucket it locked to evict.
-fn pass_bound(buckets: u64, entries: u64) -> u32 {
-    ((buckets + entries) / CLOCK_BATCH + entries + 2) as u32
 }
 
 /// The names of the 20 maps of scan_many, as the skeleton calls them.
@@ -195,7 +184,7 @@ impl<'o> Fixture<'o> {
     }
 
     /// Call until a pass completes (ret 0); (total evicted, calls, longest call).
-    fn sweep(&mut self, which: &str, timeout_ns: u64, max_age_ns: u64, max_calls: u32) -> Result<(u64, u32, u64)> {
+    fn sweep(&mut self, which: &str, timeout_ns: u64, max_age_ns: u64, max_calls: u64) -> Result<(u64, u64, u64)> {
         let (mut total, mut longest) = (0u64, 0u64);
         for calls in 1..=max_calls {
             let c = self.call(which, timeout_ns, max_age_ns)?;
@@ -519,7 +508,7 @@ fn many_maps_keep_their_cursors(f: &mut Fixture) -> Result<String> {
         f.fill(&format!("many{i}"), 0, LIVE, future)?;
     }
     let bound = pass_bound(256, LIVE as u64);
-    let mut done = vec![0u32; MANY as usize];
+    let mut done = vec![0u64; MANY as usize];
     for round in 1..=bound {
         for i in 0..MANY {
             if done[i as usize] > 0 {

@@ -190,16 +190,13 @@ pub fn is_pvh_elf<'a, R: object::ReadRef<'a>>(data: R) -> bool {
 
 /// A kernel QEMU can boot: a bzImage, or an ELF vmlinux with the PVH note.
 pub fn check_boot_kernel(path: &Path) -> Result<()> {
-    let elf = std::fs::File::open(path)
-        .and_then(|mut f| {
-            let mut m = [0u8; 4];
-            f.read_exact(&mut m).map(|_| m == *b"\x7fELF")
-        })
-        .unwrap_or(false);
-    if !elf {
+    // Not readable, or not an ELF: check_bzimage says what is wrong with it.
+    let Ok(mut file) = std::fs::File::open(path) else { return check_bzimage(path) };
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || magic != *b"\x7fELF" {
         return check_bzimage(path);
     }
-    let file = std::fs::File::open(path).with_context(|| format!("kernel {}: cannot read it", path.display()))?;
+    // ReadCache reads at absolute offsets: the magic already read does not matter.
     if !is_pvh_elf(&object::ReadCache::new(file)) {
         bail!(
             "kernel {} is an ELF vmlinux without a PVH entry note (CONFIG_PVH); give arch/x86/boot/bzImage",
@@ -338,6 +335,11 @@ mod tests {
         let e = check_boot_kernel(&bad).unwrap_err().to_string();
         assert!(e.contains("not an x86 bzImage") || e.contains("without a PVH entry note"), "{e}");
         check_boot_kernel(&g).unwrap();
+        // not readable as a file: the bzImage check names what is wrong
+        let e = check_boot_kernel(&t.path().join("missing")).unwrap_err().to_string();
+        assert!(e.contains("cannot open"), "{e}");
+        let e = check_boot_kernel(t.path()).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
     }
 
     /// An ELF64 with one PT_NOTE segment holding one note (name, type).

@@ -29,6 +29,7 @@ use clap::Args;
 use scx_contract::bench::{Method, ScanResult, SizeResult, Sweep, Throughput};
 
 use super::fixture::{self, Call, Fixture};
+use crate::commands::scan_bound::pass_bound;
 
 const ETIMEDOUT: i32 = 110;
 
@@ -62,11 +63,10 @@ const UNBOUNDED_NS: u64 = 600 * 1_000_000_000;
 /// Entries in the sparse map: a handful in 256k buckets.
 const SPARSE_ENTRIES: u32 = 16;
 
-/// The calls a helper pass over a `size` map may take: the kernel's sweep
-/// walks at least 16 buckets or entries per call (HTAB_SWEEP_CLOCK_BATCH),
-/// or one bucket it locked to evict (at most one per entry).
+/// The calls a helper pass over a `size` map may take (its buckets:
+/// max_entries rounded up to a power of two, as hashtab sizes them).
 fn helper_bound(size: u32) -> u64 {
-    (size.next_power_of_two() as u64 + size as u64) / 16 + size as u64 + 2
+    pass_bound(size.next_power_of_two() as u64, size as u64)
 }
 
 /// Finish the helper's current pass without evicting anything, so the next

@@ -28,3 +28,32 @@ pub mod progress;
 pub mod report;
 pub mod selftest;
 pub mod term;
+
+/// `println!` that never panics: a reader that went away (`experiment ... |
+/// head`) must not cost a running experiment its results or leave a guest
+/// behind, so a failed write to stdout is dropped and the work goes on.
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` that never panics (see `outln!`).
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see `outln!`): `experiment ... 2>&1 | head`.
+#[macro_export]
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}

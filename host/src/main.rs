@@ -14,7 +14,7 @@ fn main() {
     let code = match rt.block_on(scx_vmctl::cmd::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            scx_vmctl::errln!("error: {e:#}");
             scx_vmctl::error::exit_code(&e)
         }
     };

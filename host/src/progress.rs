@@ -62,8 +62,8 @@ impl Progress {
     pub fn note(&mut self, msg: &str) {
         let line = format!("[{}] {}", self.label, msg);
         match &self.bar {
-            Some(b) => b.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(b) => b.suspend(|| crate::errln!("{line}")),
+            None => crate::errln!("{line}"),
         }
     }
 

@@ -336,7 +336,7 @@ pub fn cached(opts: &KernelOptions) -> Result<Option<Kernel>> {
 
 /// Build (or find in the cache) the kernel for `opts`.
 pub async fn build(opts: &KernelOptions) -> Result<Kernel> {
-    let ph = crate::artifacts::pahole::select(true, &mut |w| eprintln!("kernel: {w}"))?;
+    let ph = crate::artifacts::pahole::select(true, &mut |w| crate::errln!("kernel: {w}"))?;
     let (src, rec, id, work_id) = ids(opts, &ph.version)?;
     let out = kernel_root().join(&id);
     if !opts.force {

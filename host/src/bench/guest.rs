@@ -27,14 +27,14 @@ pub async fn run(vm_args: &VmArgs, cfg: &Config, short: bool, m: &mut Machine) -
     let name = format!("bench{}", std::process::id());
     let p = crate::launch::prepare(&name, vm_args, cfg).await?;
     if let Some(n) = &p.notice {
-        eprintln!("{n}");
+        crate::errln!("{n}");
     }
     m.accel = p.spec.accel.describe().to_string();
     m.guest_cpus = p.spec.cpus;
     m.guest_memory_mib = p.spec.memory_mib;
     m.kernel_id = p.kernel.id.clone();
     m.image_id = p.image.info.id.clone();
-    eprintln!("[bench] booting {} ({})", p.spec.kernel.display(), m.accel);
+    crate::errln!("[bench] booting {} ({})", p.spec.kernel.display(), m.accel);
     let t = Instant::now();
     let vm = crate::launch::boot(&p, cfg, true, None).await?;
     let qemu_to_ssh = t.elapsed().as_secs_f64();
@@ -63,11 +63,11 @@ async fn measure(
     crate::artifacts::agent::install(&ssh, &agent).await?;
     m.agent_id = agent.id.clone();
     m.guest_kernel = ssh.exec("uname -r").await?.stdout_str().trim().to_string();
-    eprintln!("[bench] (a) counting a 16k-entry map: agent vs bpftool map dump");
+    crate::errln!("[bench] (a) counting a 16k-entry map: agent vs bpftool map dump");
     let count = Count::new(agent_json::<CountResult>(&ssh, &super::count::agent_args(short)).await?);
-    eprintln!("[bench] (c) helper vs pure-BPF eviction");
+    crate::errln!("[bench] (c) helper vs pure-BPF eviction");
     let scan = Scan::new(agent_json::<ScanResult>(&ssh, &super::scan::agent_args(short, cfg.cleanup.timeout_us)).await?);
-    eprintln!("[bench] (b) sampler CPU time with scx_simple loaded");
+    crate::errln!("[bench] (b) sampler CPU time with scx_simple loaded");
     let sampler = Sampler::new(agent_json::<SamplerResult>(&ssh, &super::sampler::agent_args(short)).await?);
     ssh.close().await;
     Ok((count, scan, sampler))

@@ -152,7 +152,7 @@ pub async fn run(a: BenchArgs) -> Result<i32> {
     m.qemu_version = crate::machine::qemu::qemu_version()?;
     let g = guest::run(&a.vm, &cfg, a.short, &mut m).await?;
 
-    eprintln!("[bench] (d, e) experiment {} {}: control vs test", workload::SCHEDULER, workload::WORKLOAD);
+    crate::errln!("[bench] (d, e) experiment {} {}: control vs test", workload::SCHEDULER, workload::WORKLOAD);
     // With --json the experiment's results stay beside it (report.html and all); else they are temporary.
     let keep = a.json.as_ref().map(|p| {
         let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "bench".into());
@@ -176,7 +176,7 @@ pub async fn run(a: BenchArgs) -> Result<i32> {
     }
     let (workload, overhead) = collected?;
     let peers = if a.peers {
-        eprintln!("[bench] (e) boot to a usable guest: scx-vmctl vs virtme-ng {}", peers::VNG_VERSION);
+        crate::errln!("[bench] (e) boot to a usable guest: scx-vmctl vs virtme-ng {}", peers::VNG_VERSION);
         Some(peers::run(&a.vm, a.short).await?)
     } else {
         None
@@ -198,12 +198,12 @@ pub async fn run(a: BenchArgs) -> Result<i32> {
     };
     r.goals = goals(&r);
     r.wall_s = started.elapsed().as_secs_f64();
-    print!("{}", table::render(&r));
+    crate::out!("{}", table::render(&r));
     if let Some(p) = &a.json {
         let mut text = serde_json::to_vec_pretty(&r)?;
         text.push(b'\n');
         crate::paths::write_atomic(p, &text).with_context(|| format!("cannot write {}", p.display()))?;
-        println!("JSON: {}", p.display());
+        crate::outln!("JSON: {}", p.display());
     }
     Ok(crate::exit::OK)
 }

@@ -129,7 +129,7 @@ pub async fn by_reset(vm: &crate::cli::VmArgs, out: &Path, short: bool) -> Resul
     let (duration, iterations) = reset_plan(short);
     let mut costs = Vec::new();
     for mode in crate::names::ResetMode::ALL {
-        eprintln!("[bench] (e) experiment {RESET_SCHEDULER} {RESET_WORKLOAD} {duration} {iterations} --reset {mode}");
+        crate::errln!("[bench] (e) experiment {RESET_SCHEDULER} {RESET_WORKLOAD} {duration} {iterations} --reset {mode}");
         let mut cfg = crate::config::Config::default_config();
         cfg.experiment.duration_s = duration;
         cfg.experiment.iterations = iterations;

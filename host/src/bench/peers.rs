@@ -88,7 +88,7 @@ pub fn install() -> Result<PathBuf> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.parent().expect("peers/ has a parent"))?;
-    eprintln!("[bench] peers: installing virtme-ng {VNG_VERSION} from PyPI into {}", dir.display());
+    crate::errln!("[bench] peers: installing virtme-ng {VNG_VERSION} from PyPI into {}", dir.display());
     run_tool(
         std::process::Command::new(python()).args(["-m", "venv"]).arg(&dir),
         "python3 -m venv",
@@ -201,7 +201,7 @@ pub async fn run(vm: &crate::cli::VmArgs, short: bool) -> Result<Peers> {
     let shown: Vec<String> = args.iter().map(|a| if *a == p.kernel.bzimage.display().to_string() { "BZIMAGE".into() } else { a.clone() }).collect();
     let (mut ours, mut vng, mut exits) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..boots(short) {
-        eprintln!("[bench] peers: boot {} of {}: scx-vmctl, then vng", i + 1, boots(short));
+        crate::errln!("[bench] peers: boot {} of {}: scx-vmctl, then vng", i + 1, boots(short));
         ours.push(ours_once(vm, &cfg, i).await?);
         let (secs, code) = vng_once(&bin, &args).await?;
         vng.push(secs);

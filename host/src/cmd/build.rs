@@ -15,22 +15,22 @@ pub async fn sched_cmd(c: SchedCmd) -> Result<i32> {
             let r = SchedRef::parse(&sched).map_err(bad)?;
             let t = std::time::Instant::now();
             let b = sc::build(&r, force).await?;
-            eprintln!("{} ready in {:.2} s (built in {:.0} s)", b.label(), t.elapsed().as_secs_f64(), b.info.build_s);
-            println!("{}", b.binary().display());
+            crate::errln!("{} ready in {:.2} s (built in {:.0} s)", b.label(), t.elapsed().as_secs_f64(), b.info.build_s);
+            crate::outln!("{}", b.binary().display());
         }
         SchedCmd::List => {
             let all = sc::list();
             if all.is_empty() {
-                println!("no scheduler built yet: `scx-vmctl sched build scx_bpfland@1.1.4` builds one");
+                crate::outln!("no scheduler built yet: `scx-vmctl sched build scx_bpfland@1.1.4` builds one");
             }
             for b in all {
-                println!("{:<24} built in {:>5.0} s  {}  {}", b.label(), b.info.build_s, b.info.rustc, b.binary().display());
+                crate::outln!("{:<24} built in {:>5.0} s  {}  {}", b.label(), b.info.build_s, b.info.rustc, b.binary().display());
             }
         }
         SchedCmd::Path { sched } => {
             let r = SchedRef::parse(&sched).map_err(bad)?;
             match sc::cached(&r) {
-                Some(b) => println!("{}", b.binary().display()),
+                Some(b) => crate::outln!("{}", b.binary().display()),
                 None => bail!(BadInput(format!("{r} is not built (with this toolchain): run `scx-vmctl sched build {r}`"))),
             }
         }
@@ -46,7 +46,7 @@ pub async fn kernel_build(a: KernelBuildArgs) -> Result<i32> {
     let t = std::time::Instant::now();
     let opts = kernel_opts(&a.flavor, a.jobs, a.force);
     let k = kernel::build(&opts).await?;
-    println!(
+    crate::outln!(
         "kernel {} ({}) ready in {:.2} s: {}\n  vmlinux.h {}\n  helper {}: {}",
         k.info.version,
         k.info.id,
@@ -63,7 +63,7 @@ pub async fn kernel_build(a: KernelBuildArgs) -> Result<i32> {
 pub fn kernel_path(f: KernelFlavor) -> Result<i32> {
     let opts = kernel_opts(&f, None, false);
     match kernel::cached(&opts).map_err(bad)? {
-        Some(k) => println!("{}", k.bzimage().display()),
+        Some(k) => crate::outln!("{}", k.bzimage().display()),
         None => bail!(BadInput(format!(
             "this kernel is not built yet: run `scx-vmctl kernel build{}{}`",
             f.source.as_deref().map(|s| format!(" --source {s}")).unwrap_or_default(),
@@ -76,7 +76,7 @@ pub fn kernel_path(f: KernelFlavor) -> Result<i32> {
 pub async fn image_build(force: bool) -> Result<i32> {
     let t = std::time::Instant::now();
     let img = image::build(force).await?;
-    println!(
+    crate::outln!(
         "image {} ready in {:.2} s: {} (host key {})",
         img.info.id,
         t.elapsed().as_secs_f64(),
@@ -88,7 +88,7 @@ pub async fn image_build(force: bool) -> Result<i32> {
 
 pub fn image_path() -> Result<i32> {
     match image::cached().map_err(bad)? {
-        Some(i) => println!("{}", i.base().display()),
+        Some(i) => crate::outln!("{}", i.base().display()),
         None => bail!(BadInput("the image is not built yet: run `scx-vmctl image build`".into())),
     }
     Ok(0)
@@ -98,7 +98,7 @@ pub async fn agent_build(f: KernelFlavor) -> Result<i32> {
     let t = std::time::Instant::now();
     let k = kernel::build(&kernel_opts(&f, None, false)).await?;
     let a = crate::artifacts::agent::build(&k.vmlinux_h()).await?;
-    println!("agent {} for kernel {} ready in {:.2} s: {}", a.id, k.info.id, t.elapsed().as_secs_f64(), a.path.display());
+    crate::outln!("agent {} for kernel {} ready in {:.2} s: {}", a.id, k.info.id, t.elapsed().as_secs_f64(), a.path.display());
     Ok(0)
 }
 
@@ -111,12 +111,12 @@ pub fn probe(kernel: Option<&std::path::Path>) -> Result<i32> {
     let scratch = paths::state_dir();
     std::fs::create_dir_all(&scratch)?;
     let p = accel::probe_kvm_for(qemu::QEMU, &scratch, kernel);
-    println!("QEMU {q}");
-    println!("kvm: {}", p.reason());
+    crate::outln!("QEMU {q}");
+    crate::outln!("kvm: {}", p.reason());
     if kernel.is_none() && p == accel::KvmProbe::Works {
-        println!("     (firmware code only; --kernel BZIMAGE boots a kernel under KVM too, as --accel auto does)");
+        crate::outln!("     (firmware code only; --kernel BZIMAGE boots a kernel under KVM too, as --accel auto does)");
     }
-    println!("tcg: works (runs as {})", accel::Accel::Tcg.describe());
-    println!("--accel auto picks: {}", if p == accel::KvmProbe::Works { "kvm" } else { "tcg" });
+    crate::outln!("tcg: works (runs as {})", accel::Accel::Tcg.describe());
+    crate::outln!("--accel auto picks: {}", if p == accel::KvmProbe::Works { "kvm" } else { "tcg" });
     Ok(0)
 }

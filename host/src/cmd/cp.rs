@@ -42,7 +42,7 @@ pub async fn cp(a: CpArgs) -> Result<i32> {
             };
             s.upload(src, &dir, new_name.as_deref()).await?;
             s.close().await;
-            eprintln!("copied {} to {name}:{}", src.display(), match &new_name {
+            crate::errln!("copied {} to {name}:{}", src.display(), match &new_name {
                 Some(_) => dst.to_string(),
                 None => format!("{}/", dir.trim_end_matches('/')),
             });
@@ -67,7 +67,7 @@ pub async fn cp(a: CpArgs) -> Result<i32> {
             };
             s.close().await;
             for m in made {
-                eprintln!("copied {name}:{path} to {}", m.display());
+                crate::errln!("copied {name}:{path} to {}", m.display());
             }
         }
     }

@@ -22,8 +22,8 @@ pub fn report(a: ReportArgs) -> Result<i32> {
         report::write_all(dir, &s)?;
         (s, dir.clone())
     };
-    println!("{summary}");
-    println!("written: {}/{{summary.txt,summary.json,report.html,junit.xml}}", dir.display());
+    crate::outln!("{summary}");
+    crate::outln!("written: {}/{{summary.txt,summary.json,report.html,junit.xml}}", dir.display());
     let mut code = summary.exit_code();
     let mut md = report::summary_markdown(&summary);
     if let Some(b) = &a.baseline {
@@ -32,7 +32,7 @@ pub fn report(a: ReportArgs) -> Result<i32> {
         if a.no_timing_gate {
             cmp = cmp.timings_as_notes();
         }
-        println!("{cmp}");
+        crate::outln!("{cmp}");
         md.push('\n');
         md.push_str(&cmp.to_markdown());
         code = code.max(cmp.exit_code());

@@ -19,7 +19,7 @@ pub async fn up(a: UpArgs) -> Result<i32> {
     }
     let p = prepare(&a.name, &a.vm, &cfg).await?;
     if let Some(n) = &p.notice {
-        eprintln!("{n}");
+        crate::errln!("{n}");
     }
     let t = std::time::Instant::now();
     let mut prog = crate::progress::Progress::new("up").every(Duration::from_secs(10));
@@ -40,18 +40,18 @@ pub async fn up(a: UpArgs) -> Result<i32> {
     let known = vm.files.dir.join("known_hosts");
     paths::write_atomic(&known, format!("[127.0.0.1]:{} {}\n", st.spec.ssh_port, st.host_key.trim()).as_bytes())?;
     let key_path = tool_key()?.path;
-    println!("VM {} is up ({:.2} s to SSH)", st.spec.name, t.elapsed().as_secs_f64());
+    crate::outln!("VM {} is up ({:.2} s to SSH)", st.spec.name, t.elapsed().as_secs_f64());
     if let Some(s) = &from {
-        println!("  restored     from the saved guest {} (agent {})", s.dir.display(), s.info.inputs.agent_id);
+        crate::outln!("  restored     from the saved guest {} (agent {})", s.dir.display(), s.info.inputs.agent_id);
     }
-    println!("  accelerator  {} (QEMU {})", st.spec.accel.describe(), st.qemu_version);
-    println!("  kernel       {} ({})", st.spec.kernel.display(), st.kernel_id);
-    println!("  image        {} ({})", st.spec.base_image.display(), st.image_id);
-    println!("  ssh          127.0.0.1:{} (host key pinned)", st.spec.ssh_port);
-    println!("  qemu pid     {}", st.pid);
-    println!("  run dir      {}", vm.files.dir.display());
-    println!("connect:  scx-vmctl ssh {}      stop:  scx-vmctl down {}", st.spec.name, st.spec.name);
-    println!(
+    crate::outln!("  accelerator  {} (QEMU {})", st.spec.accel.describe(), st.qemu_version);
+    crate::outln!("  kernel       {} ({})", st.spec.kernel.display(), st.kernel_id);
+    crate::outln!("  image        {} ({})", st.spec.base_image.display(), st.image_id);
+    crate::outln!("  ssh          127.0.0.1:{} (host key pinned)", st.spec.ssh_port);
+    crate::outln!("  qemu pid     {}", st.pid);
+    crate::outln!("  run dir      {}", vm.files.dir.display());
+    crate::outln!("connect:  scx-vmctl ssh {}      stop:  scx-vmctl down {}", st.spec.name, st.spec.name);
+    crate::outln!(
         "or:       ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes root@127.0.0.1",
         key_path.display(),
         st.spec.ssh_port,
@@ -75,7 +75,7 @@ async fn saved_guest(p: &crate::launch::Prepared, cfg: &Config) -> Result<crate:
         return Ok(s);
     }
     let t = std::time::Instant::now();
-    eprintln!("[snapshot] booting a guest to save (once for this kernel, image, agent and machine)");
+    crate::errln!("[snapshot] booting a guest to save (once for this kernel, image, agent and machine)");
     let mut spec = p.spec.clone();
     spec.name = format!("{}-save", p.spec.name);
     spec.ssh_port = vm::free_port()?;
@@ -177,15 +177,15 @@ pub async fn status(a: NameArg) -> Result<i32> {
     };
     let st = &vm.state;
     let up = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs().saturating_sub(st.started_unix);
-    println!("VM {name}");
-    println!("  state        {run_state}");
-    println!("  accelerator  {} (QEMU {})", st.spec.accel.describe(), st.qemu_version);
-    println!("  uptime       {}", crate::progress::fmt_elapsed(Duration::from_secs(up)));
-    println!("  ssh port     127.0.0.1:{}", st.spec.ssh_port);
-    println!("  qemu pid     {}", st.pid);
-    println!("  vcpus/mem    {} / {} MiB", st.spec.cpus, st.spec.memory_mib);
-    println!("  kernel       {} ({})", st.spec.kernel.display(), st.kernel_id);
-    println!("  image        {}", st.image_id);
+    crate::outln!("VM {name}");
+    crate::outln!("  state        {run_state}");
+    crate::outln!("  accelerator  {} (QEMU {})", st.spec.accel.describe(), st.qemu_version);
+    crate::outln!("  uptime       {}", crate::progress::fmt_elapsed(Duration::from_secs(up)));
+    crate::outln!("  ssh port     127.0.0.1:{}", st.spec.ssh_port);
+    crate::outln!("  qemu pid     {}", st.pid);
+    crate::outln!("  vcpus/mem    {} / {} MiB", st.spec.cpus, st.spec.memory_mib);
+    crate::outln!("  kernel       {} ({})", st.spec.kernel.display(), st.kernel_id);
+    crate::outln!("  image        {}", st.image_id);
     // QMP events seen by any scx-vmctl attached to this VM (RESET, STOP, GUEST_PANICKED, ...).
     let events = std::fs::read_to_string(vm.files.events()).unwrap_or_default();
     let names: Vec<String> = events
@@ -194,7 +194,7 @@ pub async fn status(a: NameArg) -> Result<i32> {
         .filter_map(|v| v.get("event").and_then(|e| e.as_str()).map(str::to_owned))
         .collect();
     if !names.is_empty() {
-        println!("  qmp events   {}", names[names.len().saturating_sub(8)..].join(", "));
+        crate::outln!("  qmp events   {}", names[names.len().saturating_sub(8)..].join(", "));
     }
     Ok(0)
 }
@@ -202,13 +202,13 @@ pub async fn status(a: NameArg) -> Result<i32> {
 pub fn list() -> Result<i32> {
     let vms = vm::list();
     if vms.is_empty() {
-        println!("no VMs (start one with `scx-vmctl up`)");
+        crate::outln!("no VMs (start one with `scx-vmctl up`)");
         return Ok(0);
     }
-    println!("{:<16} {:<8} {:<20} {:>6} {:>8}", "NAME", "STATE", "ACCEL", "PORT", "PID");
+    crate::outln!("{:<16} {:<8} {:<20} {:>6} {:>8}", "NAME", "STATE", "ACCEL", "PORT", "PID");
     for l in vms {
         match l.state {
-            Some(s) => println!(
+            Some(s) => crate::outln!(
                 "{:<16} {:<8} {:<20} {:>6} {:>8}",
                 l.name,
                 if l.alive { "running" } else { "stale" },
@@ -216,7 +216,7 @@ pub fn list() -> Result<i32> {
                 s.spec.ssh_port,
                 s.pid
             ),
-            None => println!("{:<16} {:<8}", l.name, "broken"),
+            None => crate::outln!("{:<16} {:<8}", l.name, "broken"),
         }
     }
     Ok(0)
@@ -236,7 +236,7 @@ pub async fn down(a: DownArgs) -> Result<i32> {
     };
     for name in names {
         if vm::remove_stale(&name)? {
-            println!("{name}: was not running; removed its stale run directory");
+            crate::outln!("{name}: was not running; removed its stale run directory");
             continue;
         }
         let vm = match Vm::attach(&name).await {
@@ -244,7 +244,7 @@ pub async fn down(a: DownArgs) -> Result<i32> {
             Err(_) => bail!(BadInput(format!("no VM named `{name}` is running (see `scx-vmctl list`)"))),
         };
         vm.shutdown(a.force).await?;
-        println!("{name}: powered down, nothing left running");
+        crate::outln!("{name}: powered down, nothing left running");
     }
     Ok(0)
 }

@@ -60,7 +60,7 @@ impl Custom {
         let mut built = Vec::new();
         for (i, r) in self.crates.clone().iter().enumerate() {
             let b = crate::artifacts::sched_crate::build(r, false).await?;
-            eprintln!("[sched] {} ready: {}", b.label(), b.binary().display());
+            crate::errln!("[sched] {} ready: {}", b.label(), b.binary().display());
             self.bins[i].1 = b.binary();
             self.crate_labels.push(b.label());
             built.push(b);
@@ -416,7 +416,7 @@ pub async fn run_spec(s: ExperimentSpec) -> Result<i32> {
         one.vm.topology = Some(t.to_string());
         one.cfg.vm.topology = t.to_string();
         one.out = s.out.join(t.label());
-        eprintln!("[topology] {t}: {} vCPUs, results in {}", t.cpus(), one.out.display());
+        crate::errln!("[topology] {t}: {} vCPUs, results in {}", t.cpus(), one.out.display());
         let c = run_shape(one).await?;
         if c == crate::exit::INTERRUPTED {
             return Ok(c);
@@ -425,7 +425,7 @@ pub async fn run_spec(s: ExperimentSpec) -> Result<i32> {
     }
     let summary = crate::report::summarize(&s.out)?;
     crate::report::write_all(&s.out, &summary)?;
-    println!("matrix summary over {} shapes: {}", shapes.len(), s.out.join("summary.txt").display());
+    crate::outln!("matrix summary over {} shapes: {}", shapes.len(), s.out.join("summary.txt").display());
     Ok(code)
 }
 
@@ -441,13 +441,13 @@ async fn run_shape(mut s: ExperimentSpec) -> Result<i32> {
     check_out(&s)?;
     let all = plan::runs(&s.scheds, &s.workloads, &s.variants, s.iterations, s.shard);
     if all.is_empty() {
-        println!("shard {} has no runs of this matrix; nothing to do", s.shard.map(|(k, n)| format!("{k}/{n}")).unwrap_or_default());
+        crate::outln!("shard {} has no runs of this matrix; nothing to do", s.shard.map(|(k, n)| format!("{k}/{n}")).unwrap_or_default());
         return Ok(crate::exit::OK);
     }
     let name = format!("exp{}", std::process::id());
     let prepared = crate::launch::prepare(&name, &s.vm, &s.cfg).await?;
     if let Some(n) = &prepared.notice {
-        eprintln!("{n}");
+        crate::errln!("{n}");
     }
     // A kernel our build knows cannot run sched_ext schedulers: say so before booting.
     if let (Some(note), None) = (prepared.kernel.built.as_ref().and_then(|k| k.info.notes.first()), &s.custom) {
@@ -468,10 +468,10 @@ async fn run_shape(mut s: ExperimentSpec) -> Result<i32> {
                 _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
             }
             if round == 0 {
-                eprintln!("\ninterrupted: saving the current run's samples and powering the VM down (again to quit at once)");
+                crate::errln!("\ninterrupted: saving the current run's samples and powering the VM down (again to quit at once)");
                 let _ = cancel_tx.send(true);
             } else {
-                eprintln!("interrupted twice: quitting; QEMU dies with us");
+                crate::errln!("interrupted twice: quitting; QEMU dies with us");
                 std::process::exit(crate::exit::INTERRUPTED);
             }
         }
@@ -505,7 +505,7 @@ async fn run_shape(mut s: ExperimentSpec) -> Result<i32> {
     }
     result?;
     if interrupted {
-        eprintln!("stopped; finished runs are kept. Continue with the same command plus --resume");
+        crate::errln!("stopped; finished runs are kept. Continue with the same command plus --resume");
         return Ok(crate::exit::INTERRUPTED);
     }
     // Judge each group from its files alone, as `scx-vmctl report` would.
@@ -514,8 +514,8 @@ async fn run_shape(mut s: ExperimentSpec) -> Result<i32> {
     for dir in &dirs {
         let summary = crate::report::summarize(dir)?;
         crate::report::write_all(dir, &summary)?;
-        println!("\n{}", std::fs::read_to_string(dir.join("summary.txt")).unwrap_or_default());
-        println!("results: {}  (report.html, junit.xml, summary.json beside it)", dir.display());
+        crate::outln!("\n{}", std::fs::read_to_string(dir.join("summary.txt")).unwrap_or_default());
+        crate::outln!("results: {}  (report.html, junit.xml, summary.json beside it)", dir.display());
         if summary.exit_code() != 0 {
             code = crate::exit::CRITERION_FAILED;
         }
@@ -523,7 +523,7 @@ async fn run_shape(mut s: ExperimentSpec) -> Result<i32> {
     if dirs.len() > 1 {
         let summary = crate::report::summarize(&r.s.out)?;
         crate::report::write_all(&r.s.out, &summary)?;
-        println!("matrix summary: {}", r.s.out.join("summary.txt").display());
+        crate::outln!("matrix summary: {}", r.s.out.join("summary.txt").display());
     }
     Ok(code)
 }
@@ -559,7 +559,7 @@ impl Runner {
             let dir = group_dir(&self.s.out, &run.sched, run.workload);
             self.manifest_for(&dir, run)?;
             if self.manifests[&dir].finished(&run.variant, run.iteration, self.s.retry_failed) {
-                eprintln!("[run {}/{}] {}: done before, skipped (--resume)", k + 1, total, run.label());
+                crate::errln!("[run {}/{}] {}: done before, skipped (--resume)", k + 1, total, run.label());
                 continue;
             }
             if self.s.retry_failed {
@@ -708,7 +708,7 @@ impl Runner {
             return Err(e);
         }
         let why = format!("{e:#}").lines().next().unwrap_or_default().to_string();
-        eprintln!("note: snapshot reset failed ({why}); falling back to overlay resets (a fresh boot per run)");
+        crate::errln!("note: snapshot reset failed ({why}); falling back to overlay resets (a fresh boot per run)");
         self.snapshot = None;
         self.snapshot_off = Some(why);
         Ok(())
@@ -746,12 +746,12 @@ impl Runner {
     async fn make_snapshot(&mut self) -> Result<Snapshot> {
         if self.agent.is_some() {
             if let Some(s) = saved::find(&self.snapshot_inputs()?) {
-                eprintln!("[snapshot] runs start from the saved guest {}", s.dir.display());
+                crate::errln!("[snapshot] runs start from the saved guest {}", s.dir.display());
                 return Ok(s);
             }
         }
         let t = Instant::now();
-        eprintln!("[snapshot] booting a guest to save for the runs to start from");
+        crate::errln!("[snapshot] booting a guest to save for the runs to start from");
         self.fresh_vm().await?;
         let limit_s = self.s.cfg.vm.command_timeout_s;
         let ssh = bounded(limit_s, "SSH to the guest", async { self.vm.as_ref().unwrap().ssh().await }).await?;

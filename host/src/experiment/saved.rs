@@ -31,7 +31,7 @@ pub fn find(want: &Inputs) -> Option<Snapshot> {
     match snapshot::find_in(&snapshot::root(), want) {
         Ok(s) => s,
         Err(why) => {
-            eprintln!("note: not using a saved guest state: {why}; saving a new one");
+            crate::errln!("note: not using a saved guest state: {why}; saving a new one");
             None
         }
     }
@@ -48,7 +48,7 @@ pub async fn seal(vm: Vm, want: &Inputs, booted: Instant) -> Result<Snapshot> {
         bail!("the guest to save is not clean after the agent's reset: {}", (o.stderr_str() + &o.stdout_str()).trim());
     }
     let s = snapshot::save_in(&snapshot::root(), vm, want, booted).await?;
-    eprintln!(
+    crate::errln!(
         "[snapshot] saved {} in {:.1} s (the save itself {:.1} s, {:.0} MB on disk)",
         s.dir.display(),
         s.info.make_s,

@@ -178,7 +178,7 @@ impl Vm {
                     return Err(VmError::NameInUse { name: st.spec.name, pid: st.pid }.into());
                 }
                 _ => {
-                    eprintln!("note: removing the stale run directory of a VM that is gone: {}", dir.display());
+                    crate::errln!("note: removing the stale run directory of a VM that is gone: {}", dir.display());
                     std::fs::remove_dir_all(&dir)
                         .with_context(|| format!("cannot remove stale run directory {}", dir.display()))?;
                 }

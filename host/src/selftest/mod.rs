@@ -45,11 +45,11 @@ pub async fn run(a: SelftestArgs) -> Result<i32> {
             let name = format!("selftest{}", std::process::id());
             let p = crate::launch::prepare(&name, &vm_args, &cfg).await?;
             if let Some(n) = &p.notice {
-                eprintln!("{n}");
+                crate::errln!("{n}");
             }
             // Built before the boot: a build failure needs no guest.
             let t = kernel_tests(want, p.kernel.built.as_ref(), &p.kernel.bzimage).await?;
-            eprintln!("[selftest] booting {} ({})", p.spec.kernel.display(), p.spec.accel.describe());
+            crate::errln!("[selftest] booting {} ({})", p.spec.kernel.display(), p.spec.accel.describe());
             (crate::launch::boot(&p, &cfg, true, None).await?, true, t)
         }
     };
@@ -110,23 +110,23 @@ async fn in_guest(vm: &Vm, debug: bool, ktests: &KernelTests) -> Result<i32> {
     let mut ok = code == 0;
     match ktests {
         KernelTests::Off => {}
-        KernelTests::NoTree(why) => println!("{why}"),
+        KernelTests::NoTree(why) => crate::outln!("{why}"),
         KernelTests::Runner(runner) => ok &= run_kernel_tests(&ssh, runner).await?,
     }
     // Read after both parts: the kernel's tests load and fail schedulers on
     // purpose, and must not make the kernel complain either.
     let dmesg = ssh.exec("dmesg").await?.stdout_str();
     let reports = debug_reports(&dmesg);
-    eprintln!("[selftest] {:.1} s in the guest ({})", t.elapsed().as_secs_f64(), vm.state.spec.accel.describe());
+    crate::errln!("[selftest] {:.1} s in the guest ({})", t.elapsed().as_secs_f64(), vm.state.spec.accel.describe());
     if !reports.is_empty() {
-        println!("kernel reports in dmesg ({}):", if debug { "debug kernel" } else { "kernel" });
+        crate::outln!("kernel reports in dmesg ({}):", if debug { "debug kernel" } else { "kernel" });
         for r in reports.iter().take(10) {
-            println!("  {r}");
+            crate::outln!("  {r}");
         }
         return Ok(crate::exit::CRITERION_FAILED);
     }
     if debug {
-        println!("dmesg: no lockdep, sleep-in-atomic or KASAN report");
+        crate::outln!("dmesg: no lockdep, sleep-in-atomic or KASAN report");
     }
     Ok(if ok { crate::exit::OK } else { crate::exit::CRITERION_FAILED })
 }
@@ -157,12 +157,12 @@ async fn run_kernel_tests(ssh: &crate::machine::ssh::Ssh, runner: &std::path::Pa
         Ok(Ok(code)) if !r.complete => Some(format!("the runner stopped (exit {code}) before its totals")),
         Ok(Ok(_)) => None,
     };
-    eprintln!("[selftest] kernel sched_ext selftests: {:.1} s in the guest", t.elapsed().as_secs_f64());
-    println!("{}", r.summary());
+    crate::errln!("[selftest] kernel sched_ext selftests: {:.1} s in the guest", t.elapsed().as_secs_f64());
+    crate::outln!("{}", r.summary());
     if problem.is_some() || r.failed > 0 {
         let log = std::env::temp_dir().join(format!("scx-vmctl-kselftest-{}.log", std::process::id()));
         let saved = std::fs::write(&log, &s.transcript).map(|_| format!(" (their full output: {})", log.display()));
-        println!(
+        crate::outln!(
             "sched_ext selftests FAILED{}{}",
             problem.map(|p| format!(": {p}")).unwrap_or_default(),
             saved.unwrap_or_default()

@@ -2,9 +2,10 @@
 //! same bzImage, vCPUs, memory and accelerator, boots alternated so a noisy
 //! host weighs on both alike.
 //!
-//! - ours: QEMU start to SSH ready (what every run waits for), as `up
-//!   --kernel BZIMAGE` boots: the same file vng boots (a plain `up` boots our
-//!   build's PVH vmlinux instead, no decompressor, ~0.45 s sooner under TCG);
+//! - ours: QEMU start to SSH ready (what every run waits for), booting the
+//!   bzImage itself, the same file vng boots (`up`, given that bzImage or
+//!   none, boots the PVH vmlinux our build keeps beside it instead: no
+//!   decompressor, ~0.45 s sooner under TCG);
 //! - vng: `vng --run BZIMAGE --exec true` start to exit, i.e. QEMU start to
 //!   a command run and the guest powered off: vng shares the host's root
 //!   over 9p and runs the command from its own init, no disk image and no

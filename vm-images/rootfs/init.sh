@@ -45,7 +45,7 @@ for d in /sys/class/input/input*; do
 	done
 done
 
-echo "scx-vmctl: guest init done, starting sshd" > /dev/kmsg
+echo "scx-vmctl: guest init done, starting the SSH server" > /dev/kmsg
 # dropbear, with the image's OpenSSH host key converted at image build: under
 # TCG it listens ~0.2 s sooner than sshd and a handshake costs ~0.25 s less
 # (one small process, no privsep re-exec). sshd stays as the fallback; its

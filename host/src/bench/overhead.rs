@@ -185,14 +185,14 @@ mod tests {
     #[test]
     fn boot_timeline_from_serial() {
         let s = "[    0.000000] Linux version 6.12\n[    1.246311] Run /usr/bin/tini as init process\n\
-                 [    1.733480] scx-vmctl: guest init done, starting sshd\nServer listening on 0.0.0.0 port 22.\n";
+                 [    1.733480] scx-vmctl: guest init done, starting the SSH server\nServer listening on 0.0.0.0 port 22.\n";
         let t = timeline(s, 3.0);
         assert_eq!(t.kernel_s, Some(1.246311));
         assert!((t.init_s.unwrap() - 0.487169).abs() < 1e-9);
         assert!((t.rest_s.unwrap() - (3.0 - 1.73348)).abs() < 1e-9);
         // The quiet console (loglevel=6): init's own first line.
         let q = "[    0.000000] Linux version 6.12\n[    1.301000] scx-vmctl: init started\n\
-                 [    1.501000] scx-vmctl: guest init done, starting sshd\n";
+                 [    1.501000] scx-vmctl: guest init done, starting the SSH server\n";
         let t = timeline(q, 2.0);
         assert_eq!(t.kernel_s, Some(1.301));
         assert!((t.init_s.unwrap() - 0.2).abs() < 1e-9);

@@ -584,7 +584,7 @@ mod tests {
         let quiet = "[ 0.0] Linux version 6.12\n[ 1.3] scx-vmctl: init started\n";
         let n = diagnose_no_ssh(&format!("{quiet}[ 1.4] scx-vmctl: no network: eth0 has no route\n")).unwrap();
         assert!(n.contains("CONFIG_VIRTIO_NET=y"), "{n}");
-        assert!(diagnose_no_ssh(&format!("{quiet}[ 1.5] scx-vmctl: guest init done, starting sshd\n")).is_none());
+        assert!(diagnose_no_ssh(&format!("{quiet}[ 1.5] scx-vmctl: guest init done, starting the SSH server\n")).is_none());
         let k = diagnose_no_ssh("[ 0.0] Linux version 6.12\n[ 0.9] virtio_blk virtio2: [vda]\n").unwrap();
         assert!(k.contains("never started our init") && k.contains("loglevel=7"), "{k}");
         // A verbose console (loglevel=7) shows the kernel's own line.

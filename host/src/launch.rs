@@ -125,6 +125,13 @@ pub async fn prepare(name: &str, vm_args: &VmArgs, cfg: &Config) -> Result<Prepa
     std::fs::create_dir_all(&scratch)?;
     let decision = accel::decide(req, || accel::probe_kvm_for(qemu::QEMU, &scratch, Some(&kernel.bzimage))).map_err(bad)?;
     let key = tool_key()?;
+    // Only for our builds (a user's bzImage has no config to read HZ from: a
+    // wrong lpj would scale every udelay), and not under KVM, where `-cpu host`
+    // has a constant TSC and the kernel skips the calibration itself.
+    let lpj = match (decision.accel, kernel.built.as_ref().and_then(|k| k.hz())) {
+        (accel::Accel::Tcg, Some(hz)) => crate::machine::tsc::host_tsc_mhz().map(|mhz| crate::machine::tsc::lpj(mhz, hz)),
+        _ => None,
+    };
     let spec = VmSpec {
         name: name.to_string(),
         kernel: kernel.boot_file(),
@@ -136,6 +143,7 @@ pub async fn prepare(name: &str, vm_args: &VmArgs, cfg: &Config) -> Result<Prepa
         ssh_port: vm::free_port()?,
         authorized_key: key.public_line.clone(),
         topology,
+        lpj,
     };
     Ok(Prepared { spec, kernel, image, notice: decision.notice })
 }

@@ -33,6 +33,20 @@ fn up_ssh_cp_status_down() {
     assert!(lines.next().unwrap().contains("scx-vmctl"), "the guest runs our kernel: {text}");
     let o = env.run(&["ssh", "life1", "--", "cat", "/sys/kernel/sched_ext/state"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "disabled");
+    // Under TCG the delay loop's calibration is told, not measured by each
+    // secondary vCPU, and what it is told agrees with the guest's own
+    // measurement of its TSC (within 0.5%: a wrong lpj would scale every udelay).
+    if st["spec"]["accel"].as_str() == Some("tcg") {
+        let lpj = st["spec"]["lpj"].as_u64().expect("a TCG guest of our kernel gets lpj=");
+        let dmesg = env.ok(&["ssh", "life1", "--", "dmesg"]);
+        assert!(dmesg.contains("(skipped) preset value.. ") && dmesg.contains(&format!("(lpj={lpj})")), "{dmesg}");
+        let mhz: f64 = dmesg
+            .lines()
+            .find_map(|l| l.split("tsc: Detected ").nth(1)?.split(" MHz").next()?.parse().ok())
+            .expect("the kernel's TSC line");
+        let told = lpj as f64 * 250.0 / 1e6; // our kernels' HZ
+        assert!((told - mhz).abs() / mhz < 0.005, "told {told} MHz, the guest measured {mhz} MHz");
+    }
     // A lone argument is a command line for the guest's shell, as with OpenSSH.
     let o = env.run(&["ssh", "life1", "--", "echo one; echo two | tr t T"]);
     assert!(o.status.success(), "{}", stderr(&o));

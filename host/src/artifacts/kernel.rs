@@ -78,6 +78,11 @@ impl Kernel {
     pub fn build_log(&self) -> PathBuf {
         self.dir.join("build.log")
     }
+
+    /// CONFIG_HZ of the build (from the config kept beside it).
+    pub fn hz(&self) -> Option<u32> {
+        crate::machine::tsc::config_hz(&std::fs::read_to_string(self.dir.join("config")).ok()?)
+    }
 }
 
 /// Kernel sources by short name: the built-in Debian 12 one, and the newest

@@ -32,6 +32,10 @@ pub struct VmSpec {
     /// `cpus` and `memory_mib` are then the shape's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<Topology>,
+    /// loops_per_jiffy preset on the command line (`tsc`): set under TCG for
+    /// kernels whose HZ is known, so secondary vCPUs skip calibrating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lpj: Option<u64>,
 }
 
 /// Files inside a VM's private run directory.
@@ -81,6 +85,9 @@ pub fn kernel_cmdline(spec: &VmSpec) -> String {
          ip=10.0.2.15::10.0.2.2:255.255.255.0:scx-guest:eth0:off panic=-1 \
          scx_vmctl.key={key}"
     );
+    if let Some(lpj) = spec.lpj {
+        c.push_str(&format!(" lpj={lpj}"));
+    }
     if !spec.append.trim().is_empty() {
         c.push(' ');
         c.push_str(spec.append.trim());
@@ -261,6 +268,7 @@ mod tests {
             ssh_port: 2222,
             authorized_key: "ssh-ed25519 AAAAC3Nza scx-vmctl".into(),
             topology: None,
+            lpj: None,
         }
     }
 
@@ -295,6 +303,17 @@ mod tests {
         // a quiet console; the user's --append (here `quiet`) comes later and wins
         assert!(cmdline.find("loglevel=6").unwrap() < cmdline.find(" quiet ").unwrap(), "{cmdline}");
         assert!(cmdline.contains(":scx-guest:eth0:off "), "{cmdline}");
+    }
+
+    #[test]
+    fn a_preset_lpj_comes_before_the_users_append() {
+        let mut s = spec(Accel::Tcg);
+        assert!(!kernel_cmdline(&s).contains("lpj="));
+        s.lpj = Some(8_400_000);
+        s.append = "lpj=1".into();
+        let c = kernel_cmdline(&s);
+        // the kernel takes the last: a user's own lpj= wins
+        assert!(c.find(" lpj=8400000 ").unwrap() < c.find(" lpj=1 ").unwrap(), "{c}");
     }
 
     #[test]

@@ -222,6 +222,7 @@ mod tests {
             ssh_port: 2222,
             authorized_key: "ssh-ed25519 AAAA scx-vmctl".into(),
             topology: None,
+            lpj: None,
         }
     }
 

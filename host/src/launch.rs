@@ -125,13 +125,15 @@ pub async fn prepare(name: &str, vm_args: &VmArgs, cfg: &Config) -> Result<Prepa
     std::fs::create_dir_all(&scratch)?;
     let decision = accel::decide(req, || accel::probe_kvm_for(qemu::QEMU, &scratch, Some(&kernel.bzimage))).map_err(bad)?;
     let key = tool_key()?;
-    // Only for our builds (a user's bzImage has no config to read HZ from: a
-    // wrong lpj would scale every udelay), and not under KVM, where `-cpu host`
-    // has a constant TSC and the kernel skips the calibration itself.
-    let lpj = match (decision.accel, kernel.built.as_ref().and_then(|k| k.hz())) {
-        (accel::Accel::Tcg, Some(hz)) => crate::machine::tsc::host_tsc_mhz().map(|mhz| crate::machine::tsc::lpj(mhz, hz)),
-        _ => None,
-    };
+    // Calibrations told, not measured (machine::calibration): only under TCG
+    // (KVM's `-cpu host` has a constant TSC and the TSC-deadline timer, and
+    // the kernel skips both itself), and only for our builds: a user's bzImage
+    // has no config to read HZ from (a wrong lpj would scale every udelay),
+    // nor our patch that reads lapic_timer_freq=.
+    use crate::machine::calibration as cal;
+    let ours = kernel.built.as_ref().filter(|_| decision.accel == accel::Accel::Tcg);
+    let lpj = ours.and_then(|k| k.hz()).and_then(|hz| cal::host_tsc_mhz().map(|mhz| cal::lpj(mhz, hz)));
+    let lapic_timer_freq = ours.map(|_| cal::QEMU_APIC_BUS_HZ);
     let spec = VmSpec {
         name: name.to_string(),
         kernel: kernel.boot_file(),
@@ -144,6 +146,7 @@ pub async fn prepare(name: &str, vm_args: &VmArgs, cfg: &Config) -> Result<Prepa
         authorized_key: key.public_line.clone(),
         topology,
         lpj,
+        lapic_timer_freq,
     };
     Ok(Prepared { spec, kernel, image, notice: decision.notice })
 }

@@ -33,19 +33,37 @@ fn up_ssh_cp_status_down() {
     assert!(lines.next().unwrap().contains("scx-vmctl"), "the guest runs our kernel: {text}");
     let o = env.run(&["ssh", "life1", "--", "cat", "/sys/kernel/sched_ext/state"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "disabled");
-    // Under TCG the delay loop's calibration is told, not measured by each
-    // secondary vCPU, and what it is told agrees with the guest's own
-    // measurement of its TSC (within 0.5%: a wrong lpj would scale every udelay).
+    // Under TCG the delay loop's and the APIC timer's calibrations are told,
+    // not measured (machine::calibration), and what they are told holds: lpj
+    // agrees with the guest's own measurement of its TSC (within 0.5%: a wrong
+    // lpj would scale every udelay), and a vCPU kept busy takes HZ local timer
+    // interrupts a second (a wrong APIC period would fire its ticks early or late).
     if st["spec"]["accel"].as_str() == Some("tcg") {
         let lpj = st["spec"]["lpj"].as_u64().expect("a TCG guest of our kernel gets lpj=");
+        assert_eq!(st["spec"]["lapic_timer_freq"].as_u64(), Some(1_000_000_000));
         let dmesg = env.ok(&["ssh", "life1", "--", "dmesg"]);
         assert!(dmesg.contains("(skipped) preset value.. ") && dmesg.contains(&format!("(lpj={lpj})")), "{dmesg}");
+        assert!(dmesg.contains("APIC: timer frequency 1000000000 Hz from the command line"), "{dmesg}");
+        assert!(!dmesg.contains("Unknown kernel command line"), "{dmesg}");
         let mhz: f64 = dmesg
             .lines()
             .find_map(|l| l.split("tsc: Detected ").nth(1)?.split(" MHz").next()?.parse().ok())
             .expect("the kernel's TSC line");
         let told = lpj as f64 * 250.0 / 1e6; // our kernels' HZ
         assert!((told - mhz).abs() / mhz < 0.005, "told {told} MHz, the guest measured {mhz} MHz");
+        let o = env.ok(&[
+            "ssh",
+            "life1",
+            "--",
+            r#"loc() { awk '/LOC:/ {print $3}' /proc/interrupts; }
+               read u0 _ < /proc/uptime; a=$(loc)
+               taskset -c 1 timeout 2 sh -c 'while :; do :; done'
+               read u1 _ < /proc/uptime; b=$(loc)
+               echo "$a $b $u0 $u1""#,
+        ]);
+        let v: Vec<f64> = o.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        let rate = (v[1] - v[0]) / (v[3] - v[2]);
+        assert!((200.0..300.0).contains(&rate), "CPU1 took {rate:.0} timer interrupts a second, busy, at HZ=250: {o}");
     }
     // A lone argument is a command line for the guest's shell, as with OpenSSH.
     let o = env.run(&["ssh", "life1", "--", "echo one; echo two | tr t T"]);

@@ -81,7 +81,7 @@ impl Kernel {
 
     /// CONFIG_HZ of the build (from the config kept beside it).
     pub fn hz(&self) -> Option<u32> {
-        crate::machine::tsc::config_hz(&std::fs::read_to_string(self.dir.join("config")).ok()?)
+        crate::machine::calibration::config_hz(&std::fs::read_to_string(self.dir.join("config")).ok()?)
     }
 }
 
@@ -795,9 +795,11 @@ mod tests {
         let r = recipe(false).unwrap();
         for v in [KVersion(6, 12), KVersion(7, 3)] {
             let s = series_for(&r.series, v).unwrap();
-            assert_eq!(s.len(), 2, "{v}: the map op and the kfunc");
+            assert_eq!(s.len(), 3, "{v}: the map op, the kfunc, the boot parameter");
             assert!(
-                s[0].0.contains("hashtab") && s[1].0.contains("scx_bpf_map_scan_timeout"),
+                s[0].0.contains("hashtab")
+                    && s[1].0.contains("scx_bpf_map_scan_timeout")
+                    && s[2].0.contains("lapic_timer_freq"),
                 "{v}: {:?}",
                 s.iter().map(|p| &p.0).collect::<Vec<_>>()
             );

@@ -32,10 +32,14 @@ pub struct VmSpec {
     /// `cpus` and `memory_mib` are then the shape's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<Topology>,
-    /// loops_per_jiffy preset on the command line (`tsc`): set under TCG for
-    /// kernels whose HZ is known, so secondary vCPUs skip calibrating.
+    /// loops_per_jiffy preset on the command line (`calibration`): set under
+    /// TCG for kernels whose HZ is known, so secondary vCPUs skip calibrating.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lpj: Option<u64>,
+    /// The local APIC timer's clock in Hz (`calibration`), for our kernels
+    /// under TCG: the first vCPU skips calibrating it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lapic_timer_freq: Option<u64>,
 }
 
 /// Files inside a VM's private run directory.
@@ -87,6 +91,9 @@ pub fn kernel_cmdline(spec: &VmSpec) -> String {
     );
     if let Some(lpj) = spec.lpj {
         c.push_str(&format!(" lpj={lpj}"));
+    }
+    if let Some(hz) = spec.lapic_timer_freq {
+        c.push_str(&format!(" lapic_timer_freq={hz}"));
     }
     if !spec.append.trim().is_empty() {
         c.push(' ');
@@ -215,6 +222,11 @@ pub fn check_boot_kernel(path: &Path) -> Result<()> {
 
 /// `qemu-system-x86_64 --version`'s first line's version number.
 pub fn qemu_version() -> Result<String> {
+    // Asked by several steps of one launch (~15 ms an exec): run it once per process.
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(v) = VERSION.get() {
+        return Ok(v.clone());
+    }
     let out = std::process::Command::new(QEMU).arg("--version").output().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow::anyhow!("{QEMU} is not installed: apt-get install qemu-system-x86 (from bookworm-backports for QEMU 10)")
@@ -223,7 +235,8 @@ pub fn qemu_version() -> Result<String> {
         }
     })?;
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(parse_qemu_version(&text).unwrap_or_else(|| text.lines().next().unwrap_or("").to_string()))
+    let v = parse_qemu_version(&text).unwrap_or_else(|| text.lines().next().unwrap_or("").to_string());
+    Ok(VERSION.get_or_init(|| v).clone())
 }
 
 pub fn parse_qemu_version(s: &str) -> Option<String> {
@@ -269,6 +282,7 @@ mod tests {
             authorized_key: "ssh-ed25519 AAAAC3Nza scx-vmctl".into(),
             topology: None,
             lpj: None,
+            lapic_timer_freq: None,
         }
     }
 
@@ -306,14 +320,17 @@ mod tests {
     }
 
     #[test]
-    fn a_preset_lpj_comes_before_the_users_append() {
+    fn preset_calibrations_come_before_the_users_append() {
         let mut s = spec(Accel::Tcg);
-        assert!(!kernel_cmdline(&s).contains("lpj="));
-        s.lpj = Some(8_400_000);
-        s.append = "lpj=1".into();
         let c = kernel_cmdline(&s);
-        // the kernel takes the last: a user's own lpj= wins
+        assert!(!c.contains("lpj=") && !c.contains("lapic_timer_freq="), "{c}");
+        s.lpj = Some(8_400_000);
+        s.lapic_timer_freq = Some(1_000_000_000);
+        s.append = "lpj=1 lapic_timer_freq=2".into();
+        let c = kernel_cmdline(&s);
+        // the kernel takes the last: a user's own values win
         assert!(c.find(" lpj=8400000 ").unwrap() < c.find(" lpj=1 ").unwrap(), "{c}");
+        assert!(c.find(" lapic_timer_freq=1000000000 ").unwrap() < c.find(" lapic_timer_freq=2 ").unwrap(), "{c}");
     }
 
     #[test]

@@ -223,6 +223,7 @@ mod tests {
             authorized_key: "ssh-ed25519 AAAA scx-vmctl".into(),
             topology: None,
             lpj: None,
+            lapic_timer_freq: None,
         }
     }
 

@@ -1,11 +1,21 @@
-//! The guest's delay-loop calibration, told instead of measured. Under TCG a
-//! guest's TSC is the host's own (QEMU reads it with rdtsc), but TCG's CPU
-//! model has no constant-TSC flag, so every secondary vCPU calibrates its
-//! delay loop against timer ticks at boot: ~0.1 s per vCPU, one after the
-//! other (measured: 0.107 s -> 0.029 s to bring up the second vCPU, 0.29 s
-//! for three). `lpj=` on the command line presets it.
+//! Boot calibrations a TCG guest is told instead of measuring. TCG's CPU
+//! model has neither a constant-TSC flag, nor the TSC-deadline timer, nor
+//! CPUID leaf 0x15, the ways a kernel knows these rates without measuring:
+//!
+//! - the delay loop (`lpj=`): every secondary vCPU calibrates its own
+//!   against timer ticks, ~0.1 s each, one after the other (measured: 0.107
+//!   -> 0.029 s to bring up the second vCPU, 0.29 s for three). A TCG
+//!   guest's TSC is the host's own (QEMU reads it with rdtsc), so the host
+//!   measures it.
+//! - the local APIC timer (`lapic_timer_freq=`, our kernel patch 0003): a
+//!   100 ms measurement on the first vCPU; QEMU's emulated APIC bus runs at
+//!   a fixed 1 GHz.
 
 use std::time::{Duration, Instant};
+
+/// QEMU's emulated APIC bus (its APIC_BUS_FREQUENCY): the local APIC
+/// timer's input clock under TCG.
+pub const QEMU_APIC_BUS_HZ: u64 = 1_000_000_000;
 
 /// The kernel's loops_per_jiffy for a TSC of `tsc_mhz` at `hz` ticks a second
 /// (x86 delays count TSC cycles: lpj = TSC Hz / HZ, as the kernel derives it).
